@@ -1,0 +1,671 @@
+"""The command bus and the query bus.
+
+Command bus: a middleware chain (metrics → tracing span → structured log →
+authorisation) around the core, which runs the handler in a fresh ``UnitOfWork``,
+appends what the aggregates recorded in ONE atomic append (expected versions, the
+command's idempotency key, and the handler's result stored with the events),
+retries the whole handler a bounded number of times on ``ConcurrencyConflict``, and
+snapshots aggregates that cross their boundary. A command repeated under the same
+idempotency key answers the first run's result (``replayed=True``), across
+restarts and replicas, because the key lives in PostgreSQL.
+
+Query bus: authorisation first, then a bounded, clinic-scoped LRU cache with a TTL
+whose entries remember the projection position they were computed at; a caller
+passing ``min_position`` never gets an older answer: the bus waits (bounded) for
+the projections the query reads to reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import BaseModel, ValidationError
+
+from adapters.postgres.event_store import (
+    Executor,
+    PostgresEventStore,
+    bind_command,
+    record_command_result,
+    stored_key,
+    use_connection,
+)
+from adapters.queries import QUERY_HANDLERS, QuerySpec, ReadContext
+from adapters.telemetry.metrics import record_cache, record_command, record_query
+from domain import commands as cmds
+from domain.cqrs import (
+    Command,
+    CommandContext,
+    CommandHandler,
+    CommandResult,
+    Query,
+    UnitOfWork,
+)
+from domain.errors import (
+    ConcurrencyConflict,
+    DomainError,
+    ExecutionError,
+    Forbidden,
+    FunctionNotFound,
+    IdempotencyKeyReused,
+    InvalidArguments,
+)
+from domain.handlers import COMMAND_HANDLERS
+from domain.ports import EventStore, Pseudonymizer, Snapshot
+
+__all__ = [
+    "DEFAULT_COMMAND_SCOPES",
+    "DEFAULT_QUERY_SCOPES",
+    "CommandBus",
+    "CommandResult",
+    "Middleware",
+    "ProjectionsBehind",
+    "QueryBus",
+    "validate",
+]
+
+log = logging.getLogger("medicalcor.cqrs")
+
+M = TypeVar("M", bound=BaseModel)
+Next = Callable[[Command, CommandContext], Awaitable[CommandResult]]
+Middleware = Callable[[Command, CommandContext, Next], Awaitable[CommandResult]]
+"""``async def mw(command, context, next) -> CommandResult``; call ``next`` to go on."""
+
+SUPER_SCOPES = frozenset({"admin", "*"})
+
+_ADMIN_COMMANDS = (cmds.ConfigureClinic, cmds.AddDoctor, cmds.ErasePatient)
+_MESSAGING_COMMANDS = (cmds.QueueWhatsAppMessage,)
+DEFAULT_COMMAND_SCOPES: dict[type[Command], str] = {
+    **{c: "write" for c in COMMAND_HANDLERS},
+    **{c: "admin" for c in _ADMIN_COMMANDS},
+    **{c: "messaging" for c in _MESSAGING_COMMANDS},
+    cmds.RecordConsent: "consent",
+}
+"""Scope each command needs (the gateway's scope names; ``admin`` grants everything)."""
+
+DEFAULT_QUERY_SCOPES: dict[type[Query], str] = {q: "read" for q in QUERY_HANDLERS}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def validate(model: type[M], arguments: Mapping[str, Any]) -> M:
+    """Build ``model`` from raw arguments; ``InvalidArguments`` lists every problem.
+
+    Each problem is ``{path, message, expected}`` with a JSON path such as
+    ``updates.email`` or ``messages[2].content``.
+    """
+    try:
+        return model.model_validate(arguments)
+    except ValidationError as exc:
+        errors = [
+            {"path": json_path(e["loc"]), "message": e["msg"], "expected": _expected(e)}
+            for e in exc.errors(include_url=False)
+        ]
+        raise InvalidArguments(
+            f"invalid arguments for {model.__name__}: "
+            + "; ".join(f"{e['path'] or '(root)'}: {e['message']}" for e in errors),
+            errors=errors,
+        ) from None
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """``("messages", 2, "content")`` → ``messages[2].content``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+_EXPECTED = {
+    "missing": "a value",
+    "string_type": "a string",
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
+    "date_from_datetime_parsing": "a date (YYYY-MM-DD)",
+    "date_parsing": "a date (YYYY-MM-DD)",
+    "datetime_from_date_parsing": "a date-time (ISO 8601)",
+    "datetime_parsing": "a date-time (ISO 8601)",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "extra_forbidden": "no such field",
+}
+
+
+def _expected(error: Mapping[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    for bound, text in (("min_length", "at least {} long"), ("max_length", "at most {} long")):
+        if bound in ctx:
+            return text.format(ctx[bound])
+    for bound, text in (("ge", "≥ {}"), ("gt", "> {}"), ("le", "≤ {}"), ("lt", "< {}")):
+        if bound in ctx:
+            return text.format(ctx[bound])
+    return _EXPECTED.get(str(error["type"]), str(error["type"]))
+
+
+def has_scope(granted: frozenset[str], needed: str) -> bool:
+    return needed in granted or bool(granted & SUPER_SCOPES)
+
+
+# --- command middlewares ---------------------------------------------------------------
+
+
+async def metrics_middleware(command: Command, context: CommandContext, nxt: Next) -> CommandResult:
+    """Count and time every command by type and outcome (success or the error code)."""
+    started = time.perf_counter()
+    status = "success"
+    try:
+        return await nxt(command, context)
+    except DomainError as exc:
+        status = exc.code
+        raise
+    except Exception:
+        status = "EXECUTION_ERROR"
+        raise
+    finally:
+        record_command(command.command_type, status, time.perf_counter() - started)
+
+
+_tracer: Tracer | None = None
+_propagator = TraceContextTextMapPropagator()
+
+
+def _get_tracer() -> Tracer:
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer("medicalcor.cqrs")
+    return _tracer
+
+
+async def tracing_middleware(command: Command, context: CommandContext, nxt: Next) -> CommandResult:
+    """One span per command; its W3C trace context goes into the events' metadata."""
+    parent = None
+    if context.traceparent and not trace.get_current_span().get_span_context().is_valid:
+        carrier = {"traceparent": context.traceparent, "tracestate": context.tracestate or ""}
+        parent = _propagator.extract(carrier)
+    attributes = {
+        "medicalcor.command": command.command_type,
+        "medicalcor.clinic_id": context.clinic_id,
+    }
+    with _get_tracer().start_as_current_span(
+        f"command {command.command_type}",
+        context=parent,
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            result = await nxt(command, _with_span_context(context, span))
+        except DomainError as exc:
+            span.set_attribute("medicalcor.error_code", exc.code)
+            span.set_status(Status(StatusCode.ERROR, exc.code))
+            raise
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        span.set_attribute("medicalcor.position", result.position)
+        span.set_attribute("medicalcor.replayed", result.replayed)
+        return result
+
+
+def _with_span_context(context: CommandContext, span: Span) -> CommandContext:
+    if not span.get_span_context().is_valid:
+        return context
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    if "traceparent" not in carrier:
+        return context
+    return context.model_copy(
+        update={"traceparent": carrier["traceparent"], "tracestate": carrier.get("tracestate")}
+    )
+
+
+async def logging_middleware(command: Command, context: CommandContext, nxt: Next) -> CommandResult:
+    """One structured log line per command (no arguments: they may hold personal data)."""
+    started = time.perf_counter()
+    fields: dict[str, Any] = {
+        "command": command.command_type,
+        "clinic_id": context.clinic_id,
+        "actor": context.actor,
+        "correlation_id": context.correlation_id,
+    }
+    try:
+        result = await nxt(command, context)
+    except DomainError as exc:
+        if log.isEnabledFor(logging.INFO):
+            fields.update(error_code=exc.code, duration_ms=_ms(started))
+            log.info("command %s refused: %s", command.command_type, exc.code, extra=fields)
+        raise
+    except Exception:
+        fields["duration_ms"] = _ms(started)
+        log.exception("command %s failed", command.command_type, extra=fields)
+        raise
+    if log.isEnabledFor(logging.INFO):
+        fields.update(duration_ms=_ms(started), position=result.position, replayed=result.replayed)
+        log.info("command %s done", command.command_type, extra=fields)
+    return result
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def authorization_middleware(required: Mapping[type[Command], str]) -> Middleware:
+    """Refuse (``Forbidden``) a command whose scope the caller lacks.
+
+    Checked when the caller states its scopes; a context without scopes is a trusted
+    internal caller (a workflow or the CLI), the gateway having checked the request.
+    """
+
+    async def authorize(command: Command, context: CommandContext, nxt: Next) -> CommandResult:
+        needed = required.get(type(command))
+        if needed and context.scopes and not has_scope(context.scopes, needed):
+            raise Forbidden(
+                f"{command.command_type} needs the {needed!r} scope",
+                required=needed,
+                granted=sorted(context.scopes),
+            )
+        return await nxt(command, context)
+
+    return authorize
+
+
+def _chain(middlewares: Sequence[Middleware], core: Next) -> Next:
+    handler = core
+    for middleware in reversed(middlewares):
+        handler = _link(middleware, handler)
+    return handler
+
+
+def _link(middleware: Middleware, nxt: Next) -> Next:
+    async def call(command: Command, context: CommandContext) -> CommandResult:
+        return await middleware(command, context, nxt)
+
+    return call
+
+
+# --- command bus -----------------------------------------------------------------------
+
+
+def command_fingerprint(command: Command) -> str:
+    """What a command's idempotency key is bound to: its type and its arguments."""
+    payload = f"{command.command_type}\x1f{command.model_dump_json()}"
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class CommandBus:
+    """Validates, authorises, runs and records commands (``domain.cqrs.CommandExecutor``)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        pool: asyncpg.Pool,
+        pseudonymizer: Pseudonymizer,
+        handlers: Mapping[type[Command], CommandHandler] = COMMAND_HANDLERS,
+        required_scopes: Mapping[type[Command], str] | None = None,
+        middlewares: Sequence[Middleware] = (),
+        clock: Callable[[], datetime] = _utc_now,
+        max_attempts: int = 5,
+    ) -> None:
+        """``middlewares`` run inside the default chain, just around the core."""
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._store = store
+        self._pool = pool
+        # One connection per command when every statement of it goes through our own
+        # store; a wrapping store may take connections of its own from the same pool,
+        # and holding one here while it waits for another could exhaust the pool.
+        self._hold_connection = isinstance(store, PostgresEventStore) and store.pool is pool
+        self._keeps_results = _wraps_postgres(store)
+        self._pseudonymizer = pseudonymizer
+        self._handlers = dict(handlers)
+        self._by_name = {c.__name__: c for c in self._handlers}
+        self._clock = clock
+        self._max_attempts = max_attempts
+        scopes = DEFAULT_COMMAND_SCOPES if required_scopes is None else required_scopes
+        chain: list[Middleware] = [metrics_middleware, tracing_middleware, logging_middleware]
+        chain.append(authorization_middleware(scopes))
+        chain.extend(middlewares)
+        self._pipeline = _chain(chain, self._run)
+
+    async def execute(self, command: Command, context: CommandContext) -> CommandResult:
+        """Run a validated command as ``context``'s caller."""
+        if type(command) not in self._handlers:
+            raise FunctionNotFound(f"no handler for command {type(command).__name__}")
+        return await self._pipeline(command, context)
+
+    async def dispatch(
+        self,
+        command_type: type[Command] | str,
+        arguments: Mapping[str, Any],
+        context: CommandContext,
+    ) -> CommandResult:
+        """Validate raw arguments into the command, then execute it.
+
+        Invalid arguments raise ``InvalidArguments`` (with JSON paths) and change nothing.
+        """
+        cls = self._by_name.get(command_type) if isinstance(command_type, str) else command_type
+        if cls is None or cls not in self._handlers:
+            raise FunctionNotFound(f"no command named {command_type!r}")
+        started = time.perf_counter()
+        try:
+            command = validate(cls, arguments)
+        except InvalidArguments:
+            record_command(cls.__name__, InvalidArguments.code, time.perf_counter() - started)
+            raise
+        return await self.execute(command, context)
+
+    async def _run(self, command: Command, context: CommandContext) -> CommandResult:
+        handler = self._handlers[type(command)]
+        key = context.idempotency_key
+        if key is not None and not self._keeps_results:
+            raise ExecutionError(
+                "the event store cannot keep command results under idempotency keys",
+                store=type(self._store).__name__,
+            )
+        fingerprint = command_fingerprint(command) if key is not None else ""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if not self._hold_connection:
+                    return await self._attempt(
+                        handler, command, context, self._pool, key, fingerprint
+                    )
+                async with self._pool.acquire() as conn:
+                    with use_connection(conn):
+                        return await self._attempt(
+                            handler, command, context, conn, key, fingerprint
+                        )
+            except ConcurrencyConflict:
+                if attempt >= self._max_attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+
+    async def _attempt(
+        self,
+        handler: CommandHandler,
+        command: Command,
+        context: CommandContext,
+        conn: Executor,
+        key: str | None,
+        fingerprint: str,
+    ) -> CommandResult:
+        """One run of the handler in a fresh unit of work, then its append."""
+        uow = UnitOfWork(self._store, context, self._clock(), self._pseudonymizer)
+        try:
+            result = await handler(command, uow)
+        except DomainError:
+            # A repeat of an applied command may no longer pass the rules
+            # ("already exists"): answer the first run's result instead.
+            replay = await self._replay(conn, context.clinic_id, key, fingerprint)
+            if replay is not None:
+                return replay
+            raise
+        return await self._commit(conn, context, uow, result, key, fingerprint)
+
+    async def _commit(
+        self,
+        conn: Executor,
+        context: CommandContext,
+        uow: UnitOfWork,
+        result: dict[str, Any],
+        key: str | None,
+        fingerprint: str,
+    ) -> CommandResult:
+        appends = uow.pending_appends()
+        clinic_id = context.clinic_id
+        if not appends:
+            if key is None:
+                return CommandResult(result=result)
+            stored = await record_command_result(conn, clinic_id, key, fingerprint, result)
+            return (
+                CommandResult(result=result)
+                if stored is None
+                else _replayed(stored, key, fingerprint)
+            )
+        metadata = context.metadata()
+        if key is None:
+            appended = await self._store.append(clinic_id, appends, metadata=metadata)
+        else:
+            with bind_command(key, fingerprint, result) as binding:
+                appended = await self._store.append(
+                    clinic_id, appends, metadata=metadata, idempotency_key=key
+                )
+            if not binding.honoured:  # a wrapper that changed the key: the events are in
+                raise ExecutionError(
+                    "the event store did not keep the command's result under its key",
+                    store=type(self._store).__name__,
+                    position=appended.last_position,
+                )
+            if appended.replayed:
+                return CommandResult(
+                    result=binding.stored_result or {},
+                    stream_versions=appended.stream_versions,
+                    position=appended.last_position,
+                    replayed=True,
+                )
+        await self._save_snapshots(clinic_id, uow)
+        return CommandResult(
+            result=result, stream_versions=appended.stream_versions, position=appended.last_position
+        )
+
+    async def _replay(
+        self, conn: Executor, clinic_id: str, key: str | None, fingerprint: str
+    ) -> CommandResult | None:
+        if key is None:
+            return None
+        stored = await stored_key(conn, clinic_id, key)
+        return None if stored is None else _replayed(stored, key, fingerprint)
+
+    async def _save_snapshots(self, clinic_id: str, uow: UnitOfWork) -> None:
+        for agg in uow.snapshot_candidates():
+            snapshot = Snapshot(
+                stream_id=agg.stream_id,
+                version=agg.version + len(agg.pending_events),
+                state=agg.snapshot_state(),
+            )
+            try:
+                await self._store.save_snapshot(clinic_id, snapshot)
+            except (asyncpg.PostgresError, OSError) as exc:  # the events are committed
+                log.warning("snapshot of %s not saved: %s", agg.stream_id, exc)
+
+
+def _wraps_postgres(store: object, depth: int = 5) -> bool:
+    """True when ``store`` is, or wraps (``.inner``), the PostgreSQL event store, which
+    keeps a command's result with its events under the idempotency key."""
+    for _ in range(depth):
+        if isinstance(store, PostgresEventStore):
+            return True
+        store = getattr(store, "inner", None)
+    return False
+
+
+def _replayed(stored: Any, key: str, fingerprint: str) -> CommandResult:
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "idempotency key was already used for a different command", idempotencyKey=key
+        )
+    return CommandResult(
+        result=stored.result or {},
+        stream_versions=stored.stream_versions,
+        position=stored.last_position,
+        replayed=True,
+    )
+
+
+# --- query bus -------------------------------------------------------------------------
+
+
+class ProjectionsBehind(ExecutionError):
+    """The projections a query reads did not reach the caller's position in time."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    value: Any
+    position: int
+    expires: float
+
+
+class QueryCache:
+    """Bounded LRU of answers keyed by (clinic, query type, arguments), with a TTL."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str], now: float) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= now:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[str, str, str], value: Any, position: int, now: float) -> None:
+        if self._size <= 0 or self._ttl <= 0:
+            return
+        current = self._entries.get(key)
+        if current is not None and current.position > position and current.expires > now:
+            return  # never replace a newer answer with an older one
+        self._entries[key] = _Entry(value, position, now + self._ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_CHECKPOINTS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
+
+
+class QueryBus:
+    """Answers queries from the read models (``domain.cqrs.QueryExecutor``)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        handlers: Mapping[type[Query], QuerySpec] = QUERY_HANDLERS,
+        pseudonymizer: Pseudonymizer | None = None,
+        required_scopes: Mapping[type[Query], str] | None = None,
+        cache_size: int = 2048,
+        cache_ttl: float = 5.0,
+        wait_timeout: float = 2.0,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._pool = pool
+        self._handlers = dict(handlers)
+        self._pseudonymizer = pseudonymizer
+        self._scopes = DEFAULT_QUERY_SCOPES if required_scopes is None else required_scopes
+        self._cache = QueryCache(cache_size, cache_ttl)
+        self._wait_timeout = wait_timeout
+        self._clock = clock
+
+    @property
+    def cache(self) -> QueryCache:
+        return self._cache
+
+    async def ask(
+        self, query: Query, context: CommandContext, *, min_position: int | None = None
+    ) -> Any:
+        """The answer, computed at or after ``min_position`` when one is given."""
+        started = time.perf_counter()
+        spec = self._handlers.get(type(query))
+        if spec is None:
+            raise FunctionNotFound(f"no handler for query {type(query).__name__}")
+        self._authorize(query, context)
+        key = (context.clinic_id, query.query_type, query.model_dump_json())
+        entry = self._cache.get(key, time.monotonic())
+        if entry is not None and (min_position is None or entry.position >= min_position):
+            record_cache(query.query_type, "hit")
+            record_query(query.query_type, True, time.perf_counter() - started)
+            return entry.value
+        record_cache(query.query_type, "miss" if entry is None else "stale")
+        position = await self._reached(spec.projections, min_position)
+        read = ReadContext(self._pool, context.clinic_id, self._clock(), self._pseudonymizer)
+        value = await spec.handler(query, read)
+        self._cache.put(key, value, position, time.monotonic())
+        record_query(query.query_type, False, time.perf_counter() - started)
+        return value
+
+    async def dispatch(
+        self,
+        query_type: type[Query] | str,
+        arguments: Mapping[str, Any],
+        context: CommandContext,
+        *,
+        min_position: int | None = None,
+    ) -> Any:
+        """Validate raw arguments into the query (``InvalidArguments``), then ask it."""
+        by_name = {q.__name__: q for q in self._handlers}
+        cls = by_name.get(query_type) if isinstance(query_type, str) else query_type
+        if cls is None or cls not in self._handlers:
+            raise FunctionNotFound(f"no query named {query_type!r}")
+        return await self.ask(validate(cls, arguments), context, min_position=min_position)
+
+    def _authorize(self, query: Query, context: CommandContext) -> None:
+        needed = self._scopes.get(type(query))
+        if needed and context.scopes and not has_scope(context.scopes, needed):
+            raise Forbidden(
+                f"{query.query_type} needs the {needed!r} scope",
+                required=needed,
+                granted=sorted(context.scopes),
+            )
+
+    async def positions(self, names: Sequence[str]) -> dict[str, int]:
+        """Each named projection's checkpoint (0 when it never ran)."""
+        rows = await self._pool.fetch(_CHECKPOINTS, list(names))
+        found = {r["name"]: r["position"] for r in rows}
+        return {n: found.get(n, 0) for n in names}
+
+    async def _reached(self, names: Sequence[str], min_position: int | None) -> int:
+        """The position the projections have all reached, waiting for ``min_position``."""
+        if not names:
+            return 0
+        deadline = time.monotonic() + self._wait_timeout
+        delay = 0.002
+        while True:
+            positions = await self.positions(names)
+            reached = min(positions.values())
+            if min_position is None or reached >= min_position:
+                return reached
+            if time.monotonic() >= deadline:
+                behind = {n: p for n, p in positions.items() if p < min_position}
+                raise ProjectionsBehind(
+                    "the read models have not caught up with the requested position yet",
+                    minPosition=min_position,
+                    projections=behind,
+                    waitedSeconds=self._wait_timeout,
+                )
+            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 2, 0.05)

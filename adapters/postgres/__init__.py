@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: the pool, migrations and the event store (asyncpg)."""

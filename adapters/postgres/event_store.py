@@ -1,0 +1,639 @@
+"""The event store on PostgreSQL (asyncpg): one ``events`` table for every clinic.
+
+Appends are one round trip: ``mc_append_events`` (migration 0002) checks the
+idempotency key and the expected versions, derives positions from the transaction
+id (``xid8 * 65536 + n``) and inserts, all in one statement. Readers of the global
+order only take positions below the oldest transaction still in flight
+(``pg_snapshot_xmin * 65536``); since positions grow with transaction ids, an event
+that commits late with a lower position is delivered before anything after it:
+nobody skips it.
+
+Projectors are woken by ``NOTIFY`` on :data:`WAKE_CHANNEL`, sent after the append
+has committed, at most one in flight and at most one per ``WAKE_INTERVAL`` per store.
+A NOTIFY inside the append transaction would serialise every commit behind
+PostgreSQL's global notify lock; projectors also poll, so a lost wake-up only
+delays them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from adapters.telemetry.metrics import record_event_appended, record_event_store_latency
+from domain.errors import ConcurrencyConflict, IdempotencyKeyReused
+from domain.events import EventMetadata, RecordedEvent
+from domain.ports import (
+    ANY_VERSION,
+    AppendResult,
+    Snapshot,
+    StreamAppend,
+    append_fingerprint,
+    check_appends,
+)
+from domain.upcasting import UPCASTERS, Upcasters
+
+log = logging.getLogger(__name__)
+Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+"""Where statements run: the pool, or a connection held for a whole command."""
+
+WAKE_CHANNEL = "medicalcor_events"
+"""Channel notified after appends; projectors LISTEN on it."""
+WAKE_INTERVAL = 0.005
+"""Least time between two wake-up NOTIFYs of one store (each is a small commit)."""
+_NOTIFY = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)"
+
+STREAM_VERSION_CONSTRAINT = "events_stream_version_key"
+IDEMPOTENCY_CONSTRAINT = "idempotency_keys_pkey"
+MAX_ANY_VERSION_RETRIES = 10
+MAX_EVENTS_PER_APPEND = 65535
+
+_APPEND = "SELECT * FROM mc_append_events($1, $2, $3, $4)"
+
+_READ_STREAM = """
+SELECT json_agg(json_build_array(global_position, stream_type, version, event_type,
+                                 schema_version, data, metadata, idempotency_key, recorded_at)
+                ORDER BY version)
+  FROM events
+ WHERE clinic_id = $1 AND stream_id = $2 AND version > $3
+"""
+"""A stream as ONE JSON document: one decode per read instead of two per event."""
+
+_READ_ALL = """
+SELECT e.global_position, e.clinic_id, e.stream_id, e.stream_type, e.version, e.event_type,
+       e.schema_version, e.data, {extra}e.recorded_at,
+       e.global_position < barrier.position AS safe
+  FROM events e,
+       (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 65536 AS position)
+           AS barrier
+ WHERE e.global_position > $1
+ ORDER BY e.global_position
+ LIMIT $2
+"""
+READ_ALL = _READ_ALL.format(extra="e.metadata, e.idempotency_key, ")
+"""Events after a position in global order, each flagged ``safe`` when no transaction
+still in flight can commit an event before it."""
+READ_ALL_DATA = _READ_ALL.format(extra="")
+"""The same without metadata, for projections (half the JSON to decode)."""
+
+_STREAM_VERSIONS = """
+SELECT stream_id, max(version) AS version FROM events
+ WHERE clinic_id = $1 AND stream_id = ANY($2::text[])
+ GROUP BY stream_id
+"""
+
+_STORED_KEY = """
+SELECT fingerprint, stream_versions, first_position, last_position, result
+  FROM idempotency_keys WHERE clinic_id = $1 AND idempotency_key = $2
+"""
+
+_RECORD_RESULT = """
+INSERT INTO idempotency_keys (clinic_id, idempotency_key, fingerprint, result)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (clinic_id, idempotency_key) DO NOTHING
+RETURNING true
+"""
+
+_LOAD_SNAPSHOT = """
+SELECT version, schema_version, state FROM snapshots WHERE clinic_id = $1 AND stream_id = $2
+"""
+
+_SAVE_SNAPSHOT = """
+INSERT INTO snapshots (clinic_id, stream_id, version, schema_version, state)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (clinic_id, stream_id) DO UPDATE
+   SET version = EXCLUDED.version, schema_version = EXCLUDED.schema_version,
+       state = EXCLUDED.state, taken_at = now()
+ WHERE snapshots.version <= EXCLUDED.version
+"""
+
+
+@dataclass(frozen=True)
+class CommandAppend:
+    """What an append under an idempotency key stored: where events landed and the result."""
+
+    appended: AppendResult
+    result: dict[str, Any] | None = None
+
+
+class PostgresEventStore:
+    """The ``EventStore`` port on PostgreSQL; safe for any number of concurrent tasks."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        upcasters: Upcasters | None = UPCASTERS,
+        notify: bool = True,
+        hold_wait: float = 0.25,
+    ) -> None:
+        """``upcasters=None`` hands data back as stored (a wrapping store that must
+        open sealed fields before upcasting does the upcasting itself)."""
+        self._pool = pool
+        self._upcasters = upcasters
+        self._wake = _WakeUp(pool, WAKE_CHANNEL) if notify else None
+        self._hold_wait = hold_wait
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    def _db(self) -> Executor:
+        return _CONNECTION.get() or self._pool
+
+    # --- appending --------------------------------------------------------------------
+
+    async def append(
+        self,
+        clinic_id: str,
+        appends: Sequence[StreamAppend],
+        *,
+        metadata: EventMetadata,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """Append to one or more streams atomically (see ``domain.ports.EventStore``).
+
+        Under :func:`bind_command` (the command bus) the key is bound to the command's
+        fingerprint instead of the events, the command's result is stored with the
+        events, and a replay hands the stored result back through the binding.
+        """
+        check_appends(appends)
+        binding = _BINDING.get()
+        if binding is None or idempotency_key is None or binding.key != idempotency_key:
+            fingerprint = append_fingerprint(appends) if idempotency_key is not None else None
+            stored = await self._append(clinic_id, appends, metadata, idempotency_key, fingerprint)
+            return stored.appended
+        binding.honoured = True
+        stored = await self._append(
+            clinic_id, appends, metadata, idempotency_key, binding.fingerprint, binding.result
+        )
+        if stored.appended.replayed:
+            binding.stored_result = stored.result
+        return stored.appended
+
+    async def _append(
+        self,
+        clinic_id: str,
+        appends: Sequence[StreamAppend],
+        metadata: EventMetadata,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+        result: dict[str, Any] | None = None,
+    ) -> CommandAppend:
+        started = time.perf_counter()
+        args = _append_args(clinic_id, appends, metadata, idempotency_key, fingerprint, result)
+        for _ in range(MAX_ANY_VERSION_RETRIES):
+            try:
+                row = await self._db().fetchrow(_APPEND, *args)
+            except asyncpg.UniqueViolationError as exc:
+                raced = await self._after_race(
+                    clinic_id, appends, idempotency_key, fingerprint, exc
+                )
+                if raced is not None:
+                    return raced
+                continue
+            assert row is not None
+            stored = await self._outcome(clinic_id, appends, idempotency_key, fingerprint, row)
+            record_event_store_latency("append", time.perf_counter() - started)
+            if not stored.appended.replayed and appends:
+                self._appended(appends, stored.appended.last_position)
+            return stored
+        first = appends[0]
+        actual = (await self.stream_versions(clinic_id, [first.stream_id])).get(first.stream_id, 0)
+        raise ConcurrencyConflict(first.stream_id, first.expected_version, actual)
+
+    async def _outcome(
+        self,
+        clinic_id: str,
+        appends: Sequence[StreamAppend],
+        key: str | None,
+        fingerprint: str | None,
+        row: asyncpg.Record,
+    ) -> CommandAppend:
+        outcome = row["outcome"]
+        if outcome == "appended":
+            versions = {
+                a.stream_id: base + len(a.events)
+                for a, base in zip(appends, row["base_versions"], strict=True)
+            }
+            appended = AppendResult(
+                stream_versions=versions,
+                first_position=row["first_position"],
+                last_position=row["last_position"],
+            )
+            return CommandAppend(appended)
+        if outcome == "conflict":
+            # The same idempotent request may have committed between the key check
+            # and the version check: then this is a replay, not a conflict.
+            replay = await self._replay_if_stored(clinic_id, key, fingerprint)
+            if replay is not None:
+                return replay
+            stream = appends[row["conflict_index"] - 1]
+            raise ConcurrencyConflict(
+                stream.stream_id, stream.expected_version, row["actual_version"]
+            )
+        if outcome == "key_reused":
+            raise _key_reused(key)
+        stored = StoredKey(
+            _versions(row["stored_versions"]),
+            row["first_position"],
+            row["last_position"],
+            row["stored_result"],
+        )
+        return stored.replay()
+
+    async def _after_race(
+        self,
+        clinic_id: str,
+        appends: Sequence[StreamAppend],
+        key: str | None,
+        fingerprint: str | None,
+        exc: asyncpg.UniqueViolationError,
+    ) -> CommandAppend | None:
+        """A racing writer committed first: a replay, a conflict, or None to retry."""
+        replay = await self._replay_if_stored(clinic_id, key, fingerprint)
+        if replay is not None:
+            return replay
+        if exc.constraint_name not in (STREAM_VERSION_CONSTRAINT, IDEMPOTENCY_CONSTRAINT):
+            raise exc
+        actual = await self.stream_versions(clinic_id, [a.stream_id for a in appends])
+        for a in appends:
+            current = actual.get(a.stream_id, 0)
+            if a.expected_version not in (ANY_VERSION, current):
+                raise ConcurrencyConflict(a.stream_id, a.expected_version, current) from None
+        return None  # only ANY_VERSION streams raced: take their new versions and retry
+
+    async def _replay_if_stored(
+        self, clinic_id: str, key: str | None, fingerprint: str | None
+    ) -> CommandAppend | None:
+        if key is None:
+            return None
+        stored = await self.stored_key(clinic_id, key)
+        if stored is None:
+            return None
+        if stored.fingerprint != fingerprint:
+            raise _key_reused(key)
+        return stored.replay()
+
+    async def stored_key(self, clinic_id: str, key: str) -> StoredKey | None:
+        """What an idempotency key holds in this clinic, if it was used."""
+        return await stored_key(self._db(), clinic_id, key)
+
+    def _appended(self, appends: Sequence[StreamAppend], last_position: int) -> None:
+        for event_type, count in Counter(e.event_type() for a in appends for e in a.events).items():
+            record_event_appended(event_type, count)
+        if self._wake is not None:
+            self._wake.poke(last_position)
+
+    async def stream_versions(self, clinic_id: str, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Current version of each named stream that exists."""
+        rows = await self._db().fetch(_STREAM_VERSIONS, clinic_id, list(stream_ids))
+        return {r["stream_id"]: r["version"] for r in rows}
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def read_stream(
+        self, clinic_id: str, stream_id: str, *, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        """The stream's events above ``after_version``, in order, upcast to current data."""
+        started = time.perf_counter()
+        rows = await self._db().fetchval(_READ_STREAM, clinic_id, stream_id, after_version)
+        upcast = self.upcast
+        events = []
+        for position, stream_type, version, event_type, schema, data, meta, key, at in rows or ():
+            data, schema = upcast(event_type, schema, data)
+            events.append(
+                _trusted_event(
+                    position,
+                    clinic_id,
+                    stream_id,
+                    stream_type,
+                    version,
+                    event_type,
+                    schema,
+                    data,
+                    meta,
+                    key,
+                    datetime.fromisoformat(at),
+                )
+            )
+        record_event_store_latency("read_stream", time.perf_counter() - started)
+        return events
+
+    async def read_all(self, *, after_position: int, limit: int) -> list[RecordedEvent]:
+        """Every clinic's events in global order after ``after_position``.
+
+        Stops before the first event a transaction still in flight could precede; when
+        that leaves nothing it waits up to ``hold_wait`` seconds for the transaction
+        to finish, then returns what is safe (possibly nothing).
+        """
+        if limit <= 0:
+            return []
+        deadline = time.monotonic() + self._hold_wait
+        delay = 0.002
+        while True:
+            rows, held = await fetch_committed(self._pool, after_position, limit)
+            if rows or not held or time.monotonic() >= deadline:
+                return [self._recorded(r, r["clinic_id"], r["stream_id"]) for r in rows]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> tuple[Any, int]:
+        """Stored data lifted to the event's current schema version (as stored: no upcasters)."""
+        if self._upcasters is None:
+            return data, schema_version
+        return self._upcasters.upcast(event_type, schema_version, data)
+
+    def _recorded(self, row: asyncpg.Record, clinic_id: str, stream_id: str) -> RecordedEvent:
+        data, schema_version = self.upcast(row["event_type"], row["schema_version"], row["data"])
+        return _trusted_event(
+            row["global_position"],
+            clinic_id,
+            stream_id,
+            row["stream_type"],
+            row["version"],
+            row["event_type"],
+            schema_version,
+            data,
+            row["metadata"],
+            row["idempotency_key"],
+            row["recorded_at"],
+        )
+
+    # --- snapshots --------------------------------------------------------------------
+
+    async def load_snapshot(self, clinic_id: str, stream_id: str) -> Snapshot | None:
+        row = await self._db().fetchrow(_LOAD_SNAPSHOT, clinic_id, stream_id)
+        if row is None:
+            return None
+        return Snapshot(
+            stream_id=stream_id,
+            version=row["version"],
+            state=row["state"],
+            schema_version=row["schema_version"],
+        )
+
+    async def save_snapshot(self, clinic_id: str, snapshot: Snapshot) -> None:
+        """Keep the newest snapshot of a stream; an older one never replaces it."""
+        await self._db().execute(
+            _SAVE_SNAPSHOT,
+            clinic_id,
+            snapshot.stream_id,
+            snapshot.version,
+            snapshot.schema_version,
+            snapshot.state,
+        )
+
+    async def aclose(self) -> None:
+        """Wait for a pending wake-up NOTIFY (call before closing the pool)."""
+        if self._wake is not None:
+            await self._wake.drain()
+
+
+async def stored_key(conn: Executor, clinic_id: str, key: str) -> StoredKey | None:
+    """What an idempotency key holds in a clinic, if it was used."""
+    row = await conn.fetchrow(_STORED_KEY, clinic_id, key)
+    if row is None:
+        return None
+    return StoredKey(
+        _versions(row["stream_versions"]),
+        row["first_position"],
+        row["last_position"],
+        row["result"],
+        row["fingerprint"],
+    )
+
+
+async def record_command_result(
+    conn: Executor,
+    clinic_id: str,
+    key: str,
+    fingerprint: str,
+    result: dict[str, Any],
+) -> StoredKey | None:
+    """Keep a command's result under its key when it appended nothing.
+
+    Returns None when stored now, else what the key already held (a replay, or a
+    reuse when the fingerprints differ: the caller decides).
+    """
+    inserted = await conn.fetchval(_RECORD_RESULT, clinic_id, key, fingerprint, result)
+    if inserted:
+        return None
+    return await stored_key(conn, clinic_id, key)
+
+
+@dataclass
+class CommandBinding:
+    """Binds the next append under ``key`` in this task to a command (see bind_command)."""
+
+    key: str
+    fingerprint: str
+    result: dict[str, Any]
+    honoured: bool = False
+    """Set by the store that used the binding."""
+    stored_result: dict[str, Any] | None = None
+    """On a replay: the result stored by the command's first run."""
+
+
+_BINDING: ContextVar[CommandBinding | None] = ContextVar("medicalcor_command", default=None)
+_CONNECTION: ContextVar[Executor | None] = ContextVar("medicalcor_connection", default=None)
+
+
+@contextmanager
+def use_connection(conn: Executor) -> Iterator[None]:
+    """Within the block, this task's store calls run on ``conn``.
+
+    The command bus holds one connection for a whole command (read, append, key)
+    instead of taking one from the pool per statement.
+    """
+    token = _CONNECTION.set(conn)
+    try:
+        yield
+    finally:
+        _CONNECTION.reset(token)
+
+
+@contextmanager
+def bind_command(key: str, fingerprint: str, result: dict[str, Any]) -> Iterator[CommandBinding]:
+    """Within the block, an append under ``key`` stores ``result`` atomically with its events.
+
+    A context variable rather than a parameter, so that wrappers of the store (the
+    crypto-shredding layer) that delegate ``append`` keep the binding for free.
+    """
+    binding = CommandBinding(key, fingerprint, result)
+    token = _BINDING.set(binding)
+    try:
+        yield binding
+    finally:
+        _BINDING.reset(token)
+
+
+async def fetch_committed(
+    conn: Executor, after_position: int, limit: int, *, metadata: bool = True
+) -> tuple[list[asyncpg.Record], bool]:
+    """Rows after ``after_position`` that are safe to deliver, and whether any were held.
+
+    A row is held when a transaction that may still commit an earlier position is in
+    flight; rows after a held one are held too, so the answer is a prefix of the log.
+    """
+    rows = await conn.fetch(READ_ALL if metadata else READ_ALL_DATA, after_position, limit)
+    for index, row in enumerate(rows):
+        if not row["safe"]:
+            return rows[:index], True
+    return rows, False
+
+
+_EVENT_FIELDS = frozenset(RecordedEvent.model_fields)
+_NO_METADATA = dict.fromkeys(EventMetadata.model_fields)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _trusted_event(
+    position: int,
+    clinic_id: str,
+    stream_id: str,
+    stream_type: str,
+    version: int,
+    event_type: str,
+    schema_version: int,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    recorded_at: datetime,
+) -> RecordedEvent:
+    # The store writes only EventMetadata's own fields (model_dump(exclude_none=True)).
+    meta_values = _NO_METADATA.copy()
+    meta_values.update(metadata)
+    meta = _new(EventMetadata)
+    _set(meta, "__dict__", meta_values)
+    _set(meta, "__pydantic_fields_set__", set(metadata))
+    _set(meta, "__pydantic_extra__", None)
+    _set(meta, "__pydantic_private__", None)
+    event = _new(RecordedEvent)
+    _set(
+        event,
+        "__dict__",
+        {
+            "global_position": position,
+            "clinic_id": clinic_id,
+            "stream_id": stream_id,
+            "stream_type": stream_type,
+            "version": version,
+            "event_type": event_type,
+            "schema_version": schema_version,
+            "data": data,
+            "metadata": meta,
+            "idempotency_key": idempotency_key,
+            "recorded_at": recorded_at,
+        },
+    )
+    _set(event, "__pydantic_fields_set__", set(_EVENT_FIELDS))
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An idempotency key's first outcome: where its events landed and the result."""
+
+    stream_versions: dict[str, int]
+    first_position: int
+    last_position: int
+    result: dict[str, Any] | None
+    fingerprint: str | None = None
+
+    def replay(self) -> CommandAppend:
+        appended = AppendResult(
+            stream_versions=self.stream_versions,
+            first_position=self.first_position,
+            last_position=self.last_position,
+            replayed=True,
+        )
+        return CommandAppend(appended, self.result)
+
+
+def _versions(stored: dict[str, Any]) -> dict[str, int]:
+    """Stream versions as stored with a key (``jsonb_object`` keeps them as strings)."""
+    return {stream: int(version) for stream, version in stored.items()}
+
+
+def _key_reused(key: str | None) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        "idempotency key was already used for a different request", idempotencyKey=key
+    )
+
+
+def _append_args(
+    clinic_id: str,
+    appends: Sequence[StreamAppend],
+    metadata: EventMetadata,
+    key: str | None,
+    fingerprint: str | None,
+    result: dict[str, Any] | None,
+) -> list[Any]:
+    """The append as one JSON document (one parameter to encode, see migration 0002)."""
+    streams = [[a.stream_id, a.stream_type, a.expected_version, len(a.events)] for a in appends]
+    events = [
+        [index, rank, event.event_type(), event.schema_version, event.data()]
+        for index, a in enumerate(appends, start=1)
+        for rank, event in enumerate(a.events, start=1)
+    ]
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise ValueError(f"an append may hold at most {MAX_EVENTS_PER_APPEND} events")
+    batch = {"s": streams, "e": events, "m": metadata.model_dump(exclude_none=True), "r": result}
+    return [clinic_id, batch, key, fingerprint]
+
+
+class _WakeUp:
+    """Coalesced NOTIFY after appends: one in flight at most, and one per ``WAKE_INTERVAL``.
+
+    The NOTIFY's own commit does not wait for the WAL flush: a wake-up lost in a
+    crash only delays projectors until their next poll.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self._position = 0
+        self._last = 0.0
+
+    def poke(self, position: int) -> None:
+        self._position = max(self._position, position)
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            wait = self._last + WAKE_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last = time.monotonic()
+            try:
+                await self._pool.execute(_NOTIFY, self._channel, str(self._position))
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.debug("wake-up notify failed (projectors will poll): %s", exc)
+                return
+            if not self._again:
+                return
+
+    async def drain(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,250 @@
+"""Projections "patients" (current profiles) and "patient_activity" (counters, recent)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.projections.base import (
+    Conn,
+    Counters,
+    ProjectedEvent,
+    Projection,
+    Row,
+    Rows,
+    Table,
+    day_of,
+)
+
+PROFILE = ("first_name", "last_name", "phone", "email", "date_of_birth", "notes", "tags")
+
+PATIENTS = Table(
+    "rm_patients",
+    ["clinic_id", "patient_id"],
+    [
+        ("clinic_id", "text"),
+        ("patient_id", "text"),
+        ("first_name", "text"),
+        ("last_name", "text"),
+        ("phone", "text"),
+        ("email", "text"),
+        ("date_of_birth", "date"),
+        ("notes", "text"),
+        ("tags", "jsonb"),
+        ("lead_id", "text"),
+        ("erased", "boolean"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+    ],
+)
+
+
+def _profile_value(name: str, value: Any) -> Any:
+    if name == "date_of_birth":
+        return day_of(value)
+    if name == "tags":
+        return list(value or [])
+    return value
+
+
+class PatientsProjection(Projection):
+    """Each patient's profile, found by id, phone or e-mail; emptied on erasure."""
+
+    name = "patients"
+    tables = (PATIENTS.name,)
+    handles = frozenset({"PatientRegistered", "PatientUpdated", "PatientErased"})
+
+    async def apply(self, conn: Conn, events: Sequence[ProjectedEvent]) -> None:
+        patients = Rows(PATIENTS)
+        await patients.load(conn, {(e.clinic_id, e.data["patient_id"]) for e in events})
+        for e in events:
+            d = e.data
+            row = patients.get((e.clinic_id, d["patient_id"]))
+            if e.type == "PatientRegistered":
+                row = {name: _profile_value(name, d.get(name)) for name in PROFILE}
+                row.update(
+                    clinic_id=e.clinic_id,
+                    patient_id=d["patient_id"],
+                    lead_id=d.get("lead_id"),
+                    erased=False,
+                    created_at=e.recorded_at,
+                )
+            elif row is None:
+                continue  # a patient's stream always starts with PatientRegistered
+            elif e.type == "PatientUpdated":
+                for name, value in d["changes"].items():
+                    if name in PROFILE:
+                        row[name] = _profile_value(name, value)
+            else:
+                row.update({name: _profile_value(name, None) for name in PROFILE}, erased=True)
+            row["updated_at"] = e.recorded_at
+            patients.put(row)
+        await patients.flush(conn)
+
+
+RECENT_KEPT = 20
+
+LINKS = Table(
+    "patient_activity_links",
+    ["clinic_id", "kind", "ref_id"],
+    [("clinic_id", "text"), ("kind", "text"), ("ref_id", "text"), ("patient_id", "text")],
+)
+RECENT = Table(
+    "patient_activity_recent",
+    ["clinic_id", "patient_id", "global_position"],
+    [
+        ("clinic_id", "text"),
+        ("patient_id", "text"),
+        ("global_position", "bigint"),
+        ("occurred_at", "timestamptz"),
+        ("event_type", "text"),
+        ("summary", "jsonb"),
+    ],
+)
+_TRIM = f"""
+DELETE FROM patient_activity_recent r
+ USING (SELECT clinic_id, patient_id, global_position,
+               row_number() OVER (PARTITION BY clinic_id, patient_id
+                                  ORDER BY global_position DESC) AS n
+          FROM patient_activity_recent
+         WHERE (clinic_id, patient_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))) old
+ WHERE old.n > {RECENT_KEPT}
+   AND r.clinic_id = old.clinic_id AND r.patient_id = old.patient_id
+   AND r.global_position = old.global_position
+"""
+
+APPOINTMENT_COUNTERS = {
+    "AppointmentRequested": "appointments_requested",
+    "AppointmentScheduled": "appointments_scheduled",
+    "AppointmentCancelled": "appointments_cancelled",
+    "AppointmentCompleted": "appointments_completed",
+    "AppointmentNoShow": "appointments_no_show",
+}
+OTHER_COUNTERS = {
+    "WhatsAppMessageSent": "messages_sent",
+    "WhatsAppMessageReceived": "messages_received",
+    "ConsentRecorded": "consents_recorded",
+}
+APPOINTMENT_EVENTS = frozenset(
+    {
+        *APPOINTMENT_COUNTERS,
+        "AppointmentRescheduled",
+        "AppointmentBookingFailed",
+        "AppointmentReminderSent",
+    }
+)
+MESSAGE_EVENTS = frozenset(
+    {
+        "WhatsAppMessageQueued",
+        "WhatsAppMessageSent",
+        "WhatsAppMessageDelivered",
+        "WhatsAppMessageFailed",
+    }
+)
+SUMMARY_FIELDS = (
+    "appointment_id",
+    "service_type",
+    "doctor_id",
+    "start",
+    "kind",
+    "message_id",
+    "template_name",
+    "status",
+    "consent_type",
+    "provider_message_id",
+)
+"""Ids, types and statuses: what a summary may show (never names, phones or text)."""
+
+
+class PatientActivityProjection(Projection):
+    """Per patient: appointment and message counters, last activity, recent events."""
+
+    name = "patient_activity"
+    tables = ("patient_activity", "patient_activity_recent", "patient_activity_links")
+    handles = frozenset(
+        {
+            "PatientRegistered",
+            "PatientUpdated",
+            "PatientErased",
+            "ConsentRecorded",
+            "WhatsAppMessageReceived",
+            *APPOINTMENT_EVENTS,
+            *MESSAGE_EVENTS,
+        }
+    )
+
+    async def apply(self, conn: Conn, events: Sequence[ProjectedEvent]) -> None:
+        links = Rows(LINKS)
+        await links.load(conn, {k for e in events if (k := _link_key(e)) is not None})
+        counters = Counters(
+            "patient_activity",
+            [("clinic_id", "text"), ("patient_id", "text")],
+            [*APPOINTMENT_COUNTERS.values(), *OTHER_COUNTERS.values()],
+            [("last_activity_at", "timestamptz")],
+        )
+        recent: dict[tuple[str, str], list[Row]] = defaultdict(list)
+        for e in events:
+            patient = _patient_of(e, links)
+            if patient is None:
+                continue
+            key = (e.clinic_id, patient)
+            column = APPOINTMENT_COUNTERS.get(e.type) or OTHER_COUNTERS.get(e.type)
+            if column:
+                counters.add(key, column)
+            counters.touch(key, "last_activity_at", e.recorded_at)
+            recent[key].append(_activity(e, patient))
+        await links.flush(conn)
+        await counters.flush(conn)
+        await _keep_recent(conn, recent)
+
+
+def _link_key(e: ProjectedEvent) -> tuple[str, str, str] | None:
+    if e.type in APPOINTMENT_EVENTS:
+        return (e.clinic_id, "appointment", e.data["appointment_id"])
+    if e.type in MESSAGE_EVENTS:
+        return (e.clinic_id, "message", e.data["message_id"])
+    return None
+
+
+def _patient_of(e: ProjectedEvent, links: Rows) -> str | None:
+    """The patient an event is about; links appointments and messages to it on the way."""
+    key = _link_key(e)
+    patient = e.data.get("patient_id")
+    if key is None:
+        return patient if isinstance(patient, str) else None
+    if isinstance(patient, str):
+        if links.get(key) is None:
+            links.put(
+                {"clinic_id": key[0], "kind": key[1], "ref_id": key[2], "patient_id": patient}
+            )
+        return patient
+    link = links.get(key)
+    return None if link is None else str(link["patient_id"])
+
+
+def _activity(e: ProjectedEvent, patient: str) -> Row:
+    summary = {k: e.data[k] for k in SUMMARY_FIELDS if e.data.get(k) is not None}
+    if e.type == "PatientUpdated":
+        summary["fields"] = sorted(e.data.get("changes", {}))
+    return {
+        "clinic_id": e.clinic_id,
+        "patient_id": patient,
+        "global_position": e.position,
+        "occurred_at": e.recorded_at,
+        "event_type": e.type,
+        "summary": summary,
+    }
+
+
+async def _keep_recent(conn: Conn, recent: dict[tuple[str, str], list[Row]]) -> None:
+    """Insert each patient's newest activities, then trim to the last ``RECENT_KEPT``."""
+    if not recent:
+        return
+    rows = [r for items in recent.values() for r in items[-RECENT_KEPT:]]
+    await conn.execute(
+        RECENT.upsert_sql,
+        *RECENT.arrays(rows, RECENT.columns),
+    )
+    keys = list(recent)
+    await conn.execute(_TRIM, [k[0] for k in keys], [k[1] for k in keys])

@@ -1,0 +1,1 @@
+"""Reusable contracts: one per port, run against every implementation."""
