@@ -22,6 +22,7 @@ hold only the functions the caller's key may run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -48,7 +49,7 @@ from api.gateway import Gateway, Planner, RequestInfo, utc_now
 from api.keys import create_keys_router
 from api.mcp_server import McpEndpoint
 from domain.cqrs import CommandExecutor, QueryExecutor
-from domain.errors import InvalidArguments
+from domain.errors import InvalidArguments, ServiceUnavailable
 from domain.functions.registry import CATEGORIES, Category
 from domain.functions.schemas import inline_refs
 from domain.workflow_port import WorkflowGateway
@@ -246,8 +247,13 @@ async def _idempotent(
     try:
         response = _answer(await gateway.execute(principal, body, info))
     except BaseException:
-        await store.abandon(principal.clinic_id, key)
+        with contextlib.suppress(Exception):  # the claim's lease frees it otherwise
+            await store.abandon(principal.clinic_id, key)
         raise
+    if response.status_code == 503:  # nothing definitive to replay: let the retry run
+        with contextlib.suppress(Exception):
+            await store.abandon(principal.clinic_id, key)
+        return response
     try:
         await store.finish(principal.clinic_id, key, response.status_code, bytes(response.body))
     except Exception:
@@ -283,9 +289,23 @@ async def _finish_later(
 
 
 def _answer(result: ExecuteResponse) -> Response:
+    """200 with per-call outcomes; 503 + Retry-After when a call met a dependency outage.
+
+    The 503 body is the same response (which calls succeeded, which did not); a retry
+    with the same Idempotency-Key runs the request again, each effect keyed, so what
+    already happened is answered from its first result and the rest is done now.
+    """
     body = result.model_dump_json(by_alias=True, exclude_none=True)  # nulls inside results stay
-    headers = {"X-Position": str(result.position)} if result.position else None
-    return Response(body, media_type=JSON, headers=headers)
+    headers = {"X-Position": str(result.position)} if result.position else {}
+    if _unavailable(result):
+        headers["Retry-After"] = "1"
+        return Response(body, status_code=503, media_type=JSON, headers=headers)
+    return Response(body, media_type=JSON, headers=headers or None)
+
+
+def _unavailable(result: ExecuteResponse) -> bool:
+    errors = [result.error, *(r.error for r in result.results)]
+    return any(e is not None and e.code == ServiceUnavailable.code for e in errors)
 
 
 def _parse_execute(raw: bytes) -> ExecuteRequest:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from adapters.transient import is_transient
 from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ TITLES: dict[str, str] = {
     "EXECUTION_ERROR": "Execution error",
     "PAYLOAD_TOO_LARGE": "Payload too large",
     "METHOD_NOT_ALLOWED": "Method not allowed",
+    "SERVICE_UNAVAILABLE": "Service unavailable",
 }
 _CODE_OF_STATUS = {
     400: "INVALID_ARGUMENTS",
@@ -116,7 +118,7 @@ def domain_problem(exc: DomainError, instance: str | None = None) -> Response:
     errors = details.pop("errors", [])
     headers = {}
     retry_after = details.get("retryAfter")
-    if exc.http_status == 429 and retry_after is not None:
+    if exc.http_status in (429, 503) and retry_after is not None:
         headers["Retry-After"] = str(max(1, int(-(-float(retry_after) // 1))))
     return problem_response(
         exc.http_status,
@@ -214,6 +216,15 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
             "INVALID_ARGUMENTS",
             "the request holds text that cannot be stored (a NUL character)",
             errors=[{"path": "request", "message": "contains U+0000", "expected": "no NUL"}],
+            instance=_safe_path(request),
+        )
+    if is_transient(exc):
+        log.warning("dependency unavailable on %s: %r", _safe_path(request), exc)
+        return problem_response(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "the database or the workflow engine is briefly unavailable; retry",
+            headers={"Retry-After": "1"},
             instance=_safe_path(request),
         )
     log.exception("unhandled error on %s", _safe_path(request))

@@ -36,6 +36,7 @@ from adapters.settings import Settings
 from adapters.telemetry.metrics import record_ai_call, record_intent
 from adapters.telemetry.tracing import current_trace_id
 from adapters.temporal.plan import StepLike, iter_refs, validate_plan
+from adapters.transient import is_transient
 from api.ai_models import (
     Call,
     CallError,
@@ -57,6 +58,7 @@ from domain.errors import (
     InvalidArguments,
     MissingArguments,
     NoIntentDetected,
+    ServiceUnavailable,
 )
 from domain.functions import REGISTRY, FunctionContext, FunctionSpec, Registry
 from domain.functions.schemas import Catalogue, describe_at
@@ -246,7 +248,10 @@ class Gateway:
                 await on_record()
         except DomainError as exc:
             return _failed(call_id, function, given, exc, started)
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                log.warning("gateway function %s: dependency unavailable (%r)", function, exc)
+                return _failed(call_id, function, given, unavailable(function), started)
             log.exception("gateway function %s failed", function)
             error = ExecutionError(f"{function} failed unexpectedly; see trace {info.trace_id}")
             return _failed(call_id, function, given, error, started)
@@ -311,6 +316,8 @@ class Gateway:
                 await written
             except Exception as exc:
                 log.error("audit write failed (%s); refusing %s", exc, function)
+                if is_transient(exc):
+                    raise unavailable(function) from exc
                 raise ExecutionError("the audit log is unavailable; nothing was done") from exc
 
         return recorded
@@ -648,6 +655,15 @@ def _expected(spec: FunctionSpec, path: str) -> str:
         for o in options
     ]
     return " or ".join(described)
+
+
+def unavailable(function: str) -> ServiceUnavailable:
+    """The answer for a call cut short by a dependency restarting (retry it)."""
+    return ServiceUnavailable(
+        f"{function}: the database or the workflow engine is briefly unavailable;"
+        " retry with the same Idempotency-Key",
+        retryAfter=1,
+    )
 
 
 def _failed(

@@ -98,3 +98,14 @@ class NoIntentDetected(DomainError):
 class ExecutionError(DomainError):
     code = "EXECUTION_ERROR"
     http_status = 502
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (the database, Temporal) is briefly unreachable: retry the request.
+
+    Nothing is known to have happened; a retry with the same Idempotency-Key is safe
+    (every effect is keyed by it). ``details.retryAfter`` is the suggested wait in seconds.
+    """
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503

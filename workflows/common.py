@@ -27,15 +27,17 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "read": {
         "start_to_close_timeout": timedelta(seconds=10),
         "retry_policy": RetryPolicy(
-            initial_interval=timedelta(milliseconds=200), maximum_attempts=3
+            initial_interval=timedelta(milliseconds=200),
+            maximum_interval=timedelta(seconds=5),
+            maximum_attempts=8,
         ),
     },
     "write": {
         "start_to_close_timeout": timedelta(seconds=15),
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(milliseconds=200),
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=5,
+            maximum_interval=timedelta(seconds=5),
+            maximum_attempts=12,
         ),
     },
     "outbound": {
@@ -52,13 +54,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(milliseconds=500),
             maximum_interval=timedelta(seconds=10),
-            maximum_attempts=3,
+            maximum_attempts=6,
         ),
     },
 }
-"""Timeouts and retries by side-effect class. Writes are idempotent (workflow id +
-activity id), outbound sends carry the provider idempotency key, so retries are safe;
-destructive steps retry least."""
+"""Timeouts and retries by side-effect class. Domain errors never retry (activities
+raise them non-retryable); what retries is infrastructure: a PostgreSQL restart with
+crash recovery takes several seconds, so reads ride out ~16 s and writes ~36 s of
+outage. Writes are idempotent (workflow id + activity id), outbound sends carry the
+provider idempotency key, so retries are safe; destructive steps retry least."""
 
 
 def options(side_effect: SideEffect, task_queue: str | None = None) -> dict[str, Any]:
