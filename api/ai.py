@@ -316,11 +316,15 @@ def _parse_execute(raw: bytes) -> ExecuteRequest:
     return parsed
 
 
+MAX_POSITION = 2**63 - 1
+"""Positions are PostgreSQL bigints."""
+
+
 def _min_position(request: Request) -> int | None:
     raw = request.headers.get("x-min-position")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_POSITION:
         raise InvalidArguments(
             "X-Min-Position must be a non-negative integer",
             errors=[

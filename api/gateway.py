@@ -317,7 +317,11 @@ class Gateway:
             except Exception as exc:
                 log.error("audit write failed (%s); refusing %s", exc, function)
                 if is_transient(exc):
-                    raise unavailable(function) from exc
+                    raise ServiceUnavailable(
+                        "the audit log is briefly unavailable; nothing was done;"
+                        " retry with the same Idempotency-Key",
+                        retryAfter=1,
+                    ) from exc
                 raise ExecutionError("the audit log is unavailable; nothing was done") from exc
 
         return recorded

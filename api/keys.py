@@ -25,7 +25,12 @@ class NewKey(BaseModel):
 
     name: str = Field(default="", max_length=100)
     scopes: list[Scope] = Field(min_length=1, description=f"Any of {', '.join(SCOPES)}.")
-    rate_per_s: float | None = Field(default=None, gt=0, le=100_000)
+    rate_per_s: float | None = Field(
+        default=None,
+        ge=0.01,
+        le=100_000,
+        description="Sustained requests per second (0.01 = one per 100 s); default: settings.",
+    )
     burst: int | None = Field(default=None, gt=0, le=1_000_000)
 
 

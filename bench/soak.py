@@ -9,15 +9,22 @@ arrives at ``--rate`` requests/s for ``--minutes`` (default 10), each request wi
 most ``--max-in-flight`` requests are outstanding; a request that would exceed it is
 not sent and counts as an error (the system fell behind).
 
-Every 10 s the resident memory (RSS) of the API, the worker and the projector is
-sampled; per minute the latency p50/p95 of the requests sent in it. Growth is the
-median RSS of the last minute against the first minute's. Afterwards the run waits
-for the asynchronous work (workflows, deliveries) and checks the event store holds
-exactly the accepted requests' effects (``effects_ok``).
+Every ``--sample-every`` s (10) the resident memory (RSS, whole process tree) of the
+API, the worker and the projector is sampled; per minute the latency p50/p95 of the
+requests sent in it. Afterwards the run waits for the asynchronous work (workflows,
+deliveries) and checks the event store holds exactly the accepted requests' effects
+(``effects_ok``).
 
-Prints a table per minute; last line: ``{"minutes", "requests", "errors",
-"rss_growth_pct_api", "rss_growth_pct_worker", "p95_first_minute_ms",
-"p95_last_minute_ms", ...}``. Usage: ``python bench/soak.py [--minutes 3]``.
+Memory is called flat by one criterion (``FLAT_LIMIT_PCT``): for every measured
+process, the least-squares line through the RSS samples of the second half of the
+measured run rises by less than 5 % of its value at half-time over that half. The
+warm-up and the first half are where bounded caches (the worker's workflow cache,
+``MEDICALCOR_WORKER_CACHED_WORKFLOWS``) fill up; a leak keeps rising in the second half.
+
+Prints a table per minute and the RSS samples; last line: ``{"minutes", "requests",
+"errors", "rss_start_mb_worker", "rss_end_mb_worker", "rss_second_half_pct_worker",
+"memory_flat", "p95_first_minute_ms", "p95_last_minute_ms", ...}`` (the same per
+process for api and projector). Usage: ``python bench/soak.py [--minutes 3]``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -51,8 +59,9 @@ from bench.cluster import (
     totals,
 )
 
-SAMPLE_EVERY_S = 10.0
 MEASURED = ("api", "worker", "projector")
+FLAT_LIMIT_PCT = 5.0
+"""Largest RSS rise over the second half of the run (fitted line) still called flat."""
 
 
 @dataclass
@@ -87,15 +96,20 @@ async def open_loop(
 
 
 async def sample_memory(
-    cluster: Cluster, samples: list[tuple[float, dict[str, float]]], stop: asyncio.Event
+    cluster: Cluster,
+    samples: list[tuple[float, dict[str, float]]],
+    stop: asyncio.Event,
+    every_s: float,
 ) -> None:
-    """RSS (MiB) of each measured process every SAMPLE_EVERY_S until ``stop``."""
+    """RSS (MiB) of each measured process every ``every_s`` until ``stop`` (and once then)."""
     started = time.monotonic()
-    while not stop.is_set():
+    while True:
         rss = {name: cluster.rss_mb(name) for name in MEASURED}
         samples.append((time.monotonic() - started, {k: v for k, v in rss.items() if v}))
+        if stop.is_set():
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SAMPLE_EVERY_S)
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 def minute_rows(sent: list[Sent], samples: list[tuple[float, dict[str, float]]], minutes: int
@@ -125,8 +139,45 @@ def _median(values: list[float]) -> float:
 
 
 def growth(rows: list[dict[str, Any]], name: str) -> float:
+    """Median RSS of the last minute against the first minute's, in %."""
     first, last = rows[0][f"rss_{name}"], rows[-1][f"rss_{name}"]
     return round((last - first) / first * 100, 1) if first else 0.0
+
+
+def second_half_growth(samples: list[tuple[float, dict[str, float]]], name: str) -> float:
+    """Rise of the least-squares line through the second half's samples, in % of its
+    value at half-time (the flatness criterion; 0.0 with fewer than three samples)."""
+    if not samples:
+        return 0.0
+    half = samples[-1][0] / 2
+    points = [(t, r[name]) for t, r in samples if t >= half and name in r]
+    if len(points) < 3:
+        return 0.0
+    slope, intercept = statistics.linear_regression(*zip(*points, strict=True))
+    at_half = slope * half + intercept
+    rise = slope * (samples[-1][0] - half)
+    return round(rise / at_half * 100, 1) if at_half > 0 else 0.0
+
+
+def memory_figures(samples: list[tuple[float, dict[str, float]]]) -> dict[str, Any]:
+    """Per process: RSS at the first and last sample, the second-half rise; flat or not."""
+    out: dict[str, Any] = {}
+    for name in MEASURED:
+        values = [r[name] for _, r in samples if name in r]
+        out[f"rss_start_mb_{name}"] = round(values[0], 1) if values else 0.0
+        out[f"rss_end_mb_{name}"] = round(values[-1], 1) if values else 0.0
+        out[f"rss_second_half_pct_{name}"] = second_half_growth(samples, name)
+    out["memory_flat"] = all(
+        out[f"rss_second_half_pct_{n}"] < FLAT_LIMIT_PCT for n in MEASURED
+    ) and all(out[f"rss_end_mb_{n}"] > 0 for n in MEASURED)
+    out["flat_limit_pct"] = FLAT_LIMIT_PCT
+    return out
+
+
+def print_samples(samples: list[tuple[float, dict[str, float]]]) -> None:
+    print(f"{'t s':>6}" + "".join(f"{'RSS ' + n:>16}" for n in MEASURED) + "  (MiB)")
+    for t, rss in samples:
+        print(f"{t:>6.0f}" + "".join(f"{rss.get(n, 0.0):>16.1f}" for n in MEASURED))
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -151,10 +202,14 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
             baseline = await totals(cluster)
             rate, cap = options.rate, options.max_in_flight
             warm = await open_loop(client, load, rate, options.warmup, cap)
-            sampler = asyncio.create_task(sample_memory(cluster, samples, stop))
+            load_before = os.getloadavg()[0]
+            sampler = asyncio.create_task(
+                sample_memory(cluster, samples, stop, options.sample_every)
+            )
             started = time.monotonic()
             sent = await open_loop(client, load, rate, options.minutes * 60, cap)
             elapsed = time.monotonic() - started
+            load_after = os.getloadavg()[0]
             stop.set()
             await sampler
         finally:
@@ -165,17 +220,28 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(state, ignore_errors=True)
     rows = minute_rows(sent, samples, options.minutes)
     print_table(rows)
-    print(f"wall {elapsed:.0f} s; accounting: {accounted}")
+    print_samples(samples)
+    memory = memory_figures(samples)
+    verdict = "flat" if memory["memory_flat"] else "NOT flat"
+    print(f"memory {verdict}: second-half rise (fitted) per process "
+          f"{ {n: memory[f'rss_second_half_pct_{n}'] for n in MEASURED} } %, "
+          f"limit < {FLAT_LIMIT_PCT} %")  # fmt: skip
+    print(f"wall {elapsed:.0f} s; load average {load_before:.1f} -> {load_after:.1f} "
+          f"on {os.cpu_count()} CPUs; accounting: {accounted}")  # fmt: skip
     return {
         "minutes": options.minutes,
         "requests": len(sent),
         "errors": sum(r["errors"] for r in rows),
-        "rss_growth_pct_api": growth(rows, "api"),
-        "rss_growth_pct_worker": growth(rows, "worker"),
+        "p50_first_minute_ms": round(rows[0]["p50_ms"], 1),
         "p95_first_minute_ms": round(rows[0]["p95_ms"], 1),
+        "p50_last_minute_ms": round(rows[-1]["p50_ms"], 1),
         "p95_last_minute_ms": round(rows[-1]["p95_ms"], 1),
-        "rss_growth_pct_projector": growth(rows, "projector"),
+        **memory,
+        **{f"rss_growth_pct_{n}": growth(rows, n) for n in MEASURED},
         "rate_per_s": options.rate,
+        "warmup_s": options.warmup,
+        "bookings_accepted": accounted["accepted"].get("schedule_appointment", 0),
+        "load_average": round(max(load_before, load_after), 2),
         "drain_s": accounted["drain_s"],
         "effects_ok": accounted["effects_ok"],
     }
@@ -188,6 +254,7 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds, not measured")
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between RSS")
     parser.add_argument("--keep-state", action="store_true", help="keep data and logs")
     figures = asyncio.run(main(parser.parse_args()))
     print(json.dumps(figures))

@@ -5,15 +5,15 @@ schedule_appointment, get_available_slots, cancel_appointment.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
 
 from domain.commands import CancelAppointment
 from domain.consent_policy import ask_for
-from domain.dates import ClinicDate
-from domain.errors import ConsentRequired, DomainError, NotFound
+from domain.dates import ClinicDate, clinic_today
+from domain.errors import ConsentRequired, DomainError, InvalidArguments, NotFound
 from domain.events import ConsentType, TimeSlot, Urgency
 from domain.functions.context import FunctionContext
 from domain.functions.registry import Arguments, Example, Result, gateway_function
@@ -21,6 +21,8 @@ from domain.queries import CheckConsent, ConsentCheck, GetAvailableSlots
 from domain.services import ServiceType
 
 SCHEDULING_CONSENT: ConsentType = "data_processing"
+BOOKING_HORIZON_DAYS = 365
+"""How far ahead the clinic takes bookings."""
 
 
 class ScheduleAppointmentArgs(Arguments):
@@ -88,6 +90,7 @@ async def schedule_appointment(
     and time of day wanted (never double-booking a doctor), confirms the appointment
     and sends the WhatsApp confirmation. Follow it with get_workflow_status.
     """
+    _require_bookable_day(args.preferred_date, clinic_today(ctx.now))
     await _require_scheduling_consent(ctx, args.patient_id)
     appointment_id = ctx.new_id("apt")
     request = {
@@ -112,6 +115,24 @@ async def schedule_appointment(
             f" ({args.preferred_time_slot})",
             "confirm the appointment",
             "send the WhatsApp confirmation (appointment_confirmation)",
+        ],
+    )
+
+
+def _require_bookable_day(day: date, today: date) -> None:
+    """Refuse at once a day the booking could never hold (past, or beyond the horizon)."""
+    last = today + timedelta(days=BOOKING_HORIZON_DAYS)
+    if today <= day <= last:
+        return
+    message = "is in the past" if day < today else f"is more than {BOOKING_HORIZON_DAYS} days ahead"
+    raise InvalidArguments(
+        f"preferredDate {day.isoformat()} {message}; nothing booked",
+        errors=[
+            {
+                "path": "preferredDate",
+                "message": message,
+                "expected": f"a day from {today.isoformat()} to {last.isoformat()} (clinic time)",
+            }
         ],
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
@@ -304,6 +305,26 @@ async def test_min_position_reaches_the_query_side(stack: Stack):
         key, one_call("get_patient", {"patientId": "pat-1"}), **{"X-Min-Position": str(position)}
     )
     assert stack.queries.asked[-1][1] == position
+
+
+@pytest.mark.parametrize("raw", ["-1", "1.5", "abc", "9223372036854775808", "1" * 40, " 7"])
+async def test_a_position_that_is_no_bigint_is_a_422_naming_the_header(stack: Stack, raw: str):
+    key = await stack.key("clinic-x", {"read"})
+    response = await stack.execute(
+        key, one_call("get_patient", {"patientId": "pat-1"}), **{"X-Min-Position": raw}
+    )
+    body = assert_problem(response, 422, "INVALID_ARGUMENTS")
+    assert body["errors"][0]["path"] == "X-Min-Position"
+
+
+@pytest.mark.parametrize("rate", [0, 1e-300, 0.001, 1e6])
+async def test_a_key_rate_outside_its_bounds_is_refused(stack: Stack, rate: float):
+    admin = await stack.key("clinic-rate", {"admin"})
+    response = await stack.http.post(
+        "/ai/keys", json={"scopes": ["read"], "ratePerS": rate}, headers={"X-API-Key": admin}
+    )
+    body = assert_problem(response, 422, "INVALID_ARGUMENTS")
+    assert body["errors"][0]["path"] == "ratePerS"
 
 
 # --- idempotency -----------------------------------------------------------------------------

@@ -192,6 +192,37 @@ async def test_scheduling_without_data_processing_consent_is_refused_and_starts_
     assert asked == CheckConsent(patient_id="pat-1", consent_types=("data_processing",))
 
 
+@pytest.mark.parametrize(
+    ("day", "why"), [("2025-03-09", "in the past"), ("2026-03-11", "more than 365 days ahead")]
+)
+async def test_a_day_that_cannot_be_booked_is_refused_at_once(day: str, why: str):
+    """Yesterday (clinic time) or beyond the one-year horizon: no consent read, no workflow."""
+    queries, workflows = CannedQueries(), RecordingWorkflows()
+    queries.answer(CheckConsent, lambda q: consent_check())
+    with pytest.raises(InvalidArguments) as refused:
+        await call(
+            "schedule_appointment",
+            {**schedule_args(), "preferredDate": day},
+            context(queries=queries, workflows=workflows),
+        )
+    (error,) = refused.value.details["errors"]
+    assert error["path"] == "preferredDate" and why in error["message"]
+    assert error["expected"] == "a day from 2025-03-10 to 2026-03-10 (clinic time)"
+    assert workflows.calls == [] and queries.asked == []
+
+
+@pytest.mark.parametrize("day", ["2025-03-10", "2026-03-10"])
+async def test_today_and_the_last_day_of_the_horizon_can_be_booked(day: str):
+    queries, workflows = CannedQueries(), RecordingWorkflows()
+    queries.answer(CheckConsent, lambda q: consent_check())
+    await call(
+        "schedule_appointment",
+        {**schedule_args(), "preferredDate": day},
+        context(queries=queries, workflows=workflows),
+    )
+    assert len(workflows.of("booking")) == 1
+
+
 async def test_scheduling_an_unknown_patient_is_not_found():
     queries, workflows = CannedQueries(), RecordingWorkflows()
     queries.answer(CheckConsent, lambda q: None)
