@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api.codec import codec_router
     from api.gdpr import create_gdpr_router
     from api.observability import install_observability
+    from api.openapi_doc import document_problems
     from api.sandbox import create_sandbox_router
     from api.webhooks import create_webhook_router
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         protect=[Depends(current_principal)],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    document_problems(app, current_principal)
     return app
 
 

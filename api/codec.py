@@ -71,7 +71,17 @@ def codec_router(
         return Response(status_code=204, headers=_cors_headers(request, origins, preflight=True))
 
     for op in ("decode", "encode"):
-        router.add_api_route(f"/{op}", _bind(handle, op), methods=["POST"], name=f"codec_{op}")
+        router.add_api_route(
+            f"/{op}",
+            _bind(handle, op),
+            methods=["POST"],
+            name=f"codec_{op}",
+            responses={
+                400: {"description": "Not a Temporal Payloads JSON document"},
+                401: {"description": "No admin API key or codec token"},
+                403: {"description": "The key is not an admin key"},
+            },
+        )
         router.add_api_route(f"/{op}", preflight, methods=["OPTIONS"], include_in_schema=False)
         router.add_api_route(
             "/t/{path_token}/" + op, _bind_token(handle, op), methods=["POST"],

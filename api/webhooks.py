@@ -517,23 +517,39 @@ def resolve_clinic(config: WebhookConfig, path_clinic: str | None, payload: Any)
 def create_webhook_router() -> APIRouter:
     """The webhook routes; they read ``request.app.state.whatsapp_webhooks`` only."""
     router = APIRouter(tags=["webhooks"])
+    received: dict[int | str, dict[str, Any]] = {
+        400: {"description": "The body is not JSON"},
+        401: {"description": "Missing or bad X-Hub-Signature-256: nothing stored"},
+        413: {"description": "The body is too large"},
+        503: {"description": "Not processed now; the provider retries (see Retry-After)"},
+    }
+    handshake_errors: dict[int | str, dict[str, Any]] = {
+        403: {"description": "The verify token does not match"},
+        404: {"description": "No verify token is configured"},
+    }
 
-    @router.post("/webhooks/whatsapp/{clinic_id}", name="whatsapp_webhook")
+    @router.post("/webhooks/whatsapp/{clinic_id}", name="whatsapp_webhook", responses=received)
     async def receive_for_clinic(request: Request, clinic_id: str) -> Response:
         """Receive a signed WhatsApp webhook of the clinic in the path."""
         return await _receive(request, clinic_id)
 
-    @router.post("/webhooks/whatsapp", name="whatsapp_webhook_mapped")
+    @router.post("/webhooks/whatsapp", name="whatsapp_webhook_mapped", responses=received)
     async def receive_mapped(request: Request) -> Response:
         """Receive a signed WhatsApp webhook routed by its phone_number_id."""
         return await _receive(request, None)
 
-    @router.get("/webhooks/whatsapp/{clinic_id}", name="whatsapp_webhook_handshake")
+    @router.get(
+        "/webhooks/whatsapp/{clinic_id}",
+        name="whatsapp_webhook_handshake",
+        responses=handshake_errors,
+    )
     async def handshake_for_clinic(request: Request, clinic_id: str) -> Response:
         """Meta's subscription handshake (hub.mode, hub.verify_token, hub.challenge)."""
         return _handshake(request)
 
-    @router.get("/webhooks/whatsapp", name="whatsapp_webhook_handshake_mapped")
+    @router.get(
+        "/webhooks/whatsapp", name="whatsapp_webhook_handshake_mapped", responses=handshake_errors
+    )
     async def handshake(request: Request) -> Response:
         """Meta's subscription handshake (hub.mode, hub.verify_token, hub.challenge)."""
         return _handshake(request)
@@ -573,7 +589,7 @@ async def _receive(request: Request, path_clinic: str | None) -> Response:
         log.exception("WhatsApp webhook of clinic %s failed; the provider will retry", clinic_id)
         return problem_response(
             503,
-            "EXECUTION_ERROR",
+            "SERVICE_UNAVAILABLE",
             "the webhook could not be processed now; retry later",
             headers={"Retry-After": "30"},
             instance=request.url.path,

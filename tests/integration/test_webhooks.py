@@ -594,7 +594,7 @@ async def test_a_failure_answers_503_and_the_retry_completes_the_work(stack: Sta
         failed = await stack.post(clinic, payload)
     finally:
         stack.app.state.whatsapp_webhooks = good
-    assert_problem(failed, 503, "EXECUTION_ERROR")
+    assert_problem(failed, 503, "SERVICE_UNAVAILABLE")
     assert failed.headers["Retry-After"] == "30"
     assert await stack.inbox(clinic) == []  # not marked done: the retry must run it
 
