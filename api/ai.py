@@ -44,7 +44,7 @@ from adapters.http_idempotency import MAX_KEY_LENGTH, HttpIdempotencyStore, fing
 from adapters.settings import Settings
 from api.ai_models import EXECUTE_REQUEST, ExecuteRequest, ExecuteResponse
 from api.auth import Authenticator, Principal, PrincipalDep
-from api.errors import PROBLEM_JSON, install_problem_handlers, problem, problem_response
+from api.errors import PROBLEM_JSON, install_problem_handlers, problem_response, problem_schema
 from api.gateway import Gateway, Planner, RequestInfo, utc_now
 from api.keys import create_keys_router
 from api.mcp_server import McpEndpoint
@@ -361,7 +361,7 @@ def gateway_openapi(routers: Sequence[APIRouter], gateway: Gateway) -> dict[str,
         routes=app.routes,
     )
     components = doc.setdefault("components", {}).setdefault("schemas", {})
-    components["Problem"] = _problem_schema()
+    components["Problem"] = problem_schema()
     request = EXECUTE_REQUEST.json_schema(ref_template="#/components/schemas/{model}")
     components.update(request.pop("$defs", {}))
     body = doc["paths"]["/ai/execute"]["post"]["requestBody"]["content"]["application/json"]
@@ -397,35 +397,6 @@ def gateway_openapi(routers: Sequence[APIRouter], gateway: Gateway) -> dict[str,
     )
     doc["security"] = [{"bearer": []}, {"apiKey": []}]
     return doc
-
-
-def _problem_schema() -> dict[str, Any]:
-    example = problem(422, "INVALID_ARGUMENTS", "invalid request")
-    return {
-        "type": "object",
-        "description": "RFC 9457 problem details.",
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "code": {"type": "string"},
-            "instance": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string"},
-                        "message": {"type": "string"},
-                        "expected": {"type": "string"},
-                    },
-                },
-            },
-        },
-        "required": ["type", "title", "status", "detail", "code"],
-        "example": example,
-    }
 
 
 # --- wiring ----------------------------------------------------------------------------

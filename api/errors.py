@@ -92,6 +92,36 @@ def problem(
     return body
 
 
+def problem_schema() -> dict[str, Any]:
+    """JSON Schema of a problem-details body (the OpenAPI ``Problem`` component)."""
+    example = problem(422, "INVALID_ARGUMENTS", "invalid request")
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "message": {"type": "string"},
+                        "expected": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "required": ["type", "title", "status", "detail", "code"],
+        "example": example,
+    }
+
+
 def problem_response(
     status: int,
     code: str,

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.errors import PROBLEM_JSON, problem
+from api.errors import PROBLEM_JSON, problem_schema
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _AUTH_RESPONSES = {
@@ -26,36 +26,6 @@ _AUTH_RESPONSES = {
     "429": "Rate limited (see Retry-After)",
     "503": "A dependency is briefly unavailable; retry (see Retry-After)",
 }
-
-
-def problem_schema() -> dict[str, Any]:
-    """JSON Schema of a problem-details body."""
-    example = problem(422, "INVALID_ARGUMENTS", "invalid request")
-    return {
-        "type": "object",
-        "description": "RFC 9457 problem details.",
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "code": {"type": "string"},
-            "instance": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string"},
-                        "message": {"type": "string"},
-                        "expected": {"type": "string"},
-                    },
-                },
-            },
-        },
-        "required": ["type", "title", "status", "detail", "code"],
-        "example": example,
-    }
 
 
 def _walk(dependant: Dependant) -> Iterator[Callable[..., Any]]:
