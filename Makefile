@@ -27,8 +27,10 @@ dev: install
 test: install system-tools
 	@bash .ci/pytest
 
+## Every benchmark, then bench/REPORT.md. BENCH_QUICK=1: shortest settings (a check that
+## they run); BENCH_ARGS: some benchmarks only (`gateway soak`) or `--report-only`.
 bench: install
-	$(BIN)/python -m bench
+	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

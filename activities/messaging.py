@@ -1,6 +1,9 @@
 """Messaging activities: queue an outbox message, deliver it through WhatsApp, record the outcome.
 
-Delivery uses the message id as the provider's idempotency key, so a retried or
+Queueing is consent-gated and limited (per-template cooldowns, messages per person
+per day: ``adapters.cooldowns``, applied by the command bus); a message refused for
+either reason is ``skipped`` with the refusal, so the workflow records why and goes
+on. Delivery uses the message id as the provider's idempotency key, so a retried or
 re-delivered activity never sends twice. Permanent provider errors are recorded
 (WhatsAppMessageFailed) and not retried; transient ones are retried by Temporal,
 honouring the provider's Retry-After.
@@ -25,7 +28,7 @@ from adapters.whatsapp import WhatsAppPermanentError, WhatsAppTransientError, Wh
 from domain.aggregates import Message, Patient
 from domain.commands import MarkMessageFailed, MarkMessageSent, QueueWhatsAppMessage
 from domain.cqrs import CommandExecutor
-from domain.errors import ConsentRequired, NotFound
+from domain.errors import ConsentRequired, NotFound, RateLimited
 
 TRANSIENT = "WHATSAPP_TRANSIENT"
 PERMANENT = "WHATSAPP_PERMANENT"
@@ -43,7 +46,8 @@ class MessagingActivities:
 
     @activity.defn
     async def queue_message(self, p: QueueMessagePayload) -> QueuedMessage:
-        """Queue a message (consent-gated); ``skipped`` explains a refusal instead of failing."""
+        """Queue a message (consent-gated, limited); ``skipped`` explains a refusal
+        (CONSENT_REQUIRED, or RATE_LIMITED with ``retryAfter``) instead of failing."""
         to = p.to or await self._patient_phone(p)
         if not to:
             skipped = {"code": "NO_PHONE", "message": "no phone number for the recipient"}
@@ -60,7 +64,7 @@ class MessagingActivities:
         try:
             await run(self._commands, p.caller, command)
         except ApplicationError as exc:
-            if isinstance(exc.__cause__, ConsentRequired):
+            if isinstance(exc.__cause__, ConsentRequired | RateLimited):
                 return QueuedMessage(
                     message_id=p.message_id, queued=False, skipped=exc.__cause__.to_dict()
                 )

@@ -2,7 +2,9 @@
 
 One row per gateway function call: actor, API key id, clinic, function, the
 authorisation decision (allowed/denied) and its reason, the surface (http, mcp),
-request and trace ids, idempotency key. Never arguments or results: no personal data.
+request and trace ids, idempotency key. A person's decision on an AI-plan step that
+waited for approval is a row too (approved/rejected; migration 0034), its function
+the step's. Never arguments or results: no personal data.
 
 ``submit`` queues an entry and answers a future that completes once the row is
 committed (``record`` waits for it). Concurrent calls are written together: while
@@ -16,6 +18,7 @@ a failed batch could not store is written to the error log, never dropped silent
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -25,7 +28,8 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-Decision = Literal["allowed", "denied"]
+Decision = Literal["allowed", "denied", "approved", "rejected"]
+"""allowed/denied: may the key run the function; approved/rejected: a held plan step."""
 MAX_FUNCTION_NAME = 100
 MAX_BACKLOG = 5000
 
@@ -105,7 +109,11 @@ class AuditLog:
         done.add_done_callback(_retrieved)
         self._pending.append((entry, done))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
+            # An empty context: the writer outlives this request and writes other
+            # requests' entries too, so its SQL must not join this request's trace.
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(), context=contextvars.Context()
+            )
         return done
 
     async def record(self, entry: AuditEntry) -> None:

@@ -34,7 +34,7 @@ class Services:
 
     async def aclose(self) -> None:
         """Close clients and the key listener, then the pool."""
-        for client in (self.whatsapp, self.hubspot, self.keys):
+        for client in (self.whatsapp, self.hubspot, self.planner, self.keys):
             close = getattr(client, "aclose", None) or getattr(client, "close", None)
             if close is not None:
                 try:
@@ -59,10 +59,14 @@ async def build_services(
 
     The event store is the crypto-shredding decorator over PostgreSQL: personal fields
     are sealed with per-subject keys on append and opened on read (``listen`` keeps a
-    LISTEN connection so key destruction reaches every replica at once).
+    LISTEN connection so key destruction reaches every replica at once). The command
+    bus applies the outbound WhatsApp limits (``adapters.cooldowns``) and records who
+    delivers an activity's message (``adapters.outbox_relay``).
     """
-    from adapters.cqrs import CommandBus, QueryBus
+    from adapters.cooldowns import OutboundLimitGuard, OutboundLimits
+    from adapters.cqrs import CommandBus, Middleware, QueryBus
     from adapters.crypto.keys import PostgresSubjectKeyStore
+    from adapters.outbox_relay import DeliveryOwnerRecorder
     from adapters.postgres.event_store import PostgresEventStore
     from adapters.postgres.pool import create_pool
     from adapters.pseudonym import HmacPseudonymizer
@@ -87,18 +91,28 @@ async def build_services(
         if listen:
             await keys.start()
         store = CryptoShreddingEventStore(inner, keys, pseudonymizer, upcasters=UPCASTERS)
+        limits = OutboundLimits(pool)
+        # Every queued WhatsApp message passes the outbound limits (nothing is recorded
+        # when they refuse it) and, when an activity queues it, is recorded as that
+        # workflow's to deliver (the outbox relay leaves it alone while it runs).
+        middlewares: list[Middleware] = [
+            OutboundLimitGuard(limits, pseudonymizer),
+            DeliveryOwnerRecorder(pool),
+        ]
         return Services(
             settings=settings,
             pool=pool,
             store=store,
-            command_bus=CommandBus(store, pool=pool, pseudonymizer=pseudonymizer),
-            query_bus=QueryBus(pool, pseudonymizer=pseudonymizer),
+            command_bus=CommandBus(
+                store, pool=pool, pseudonymizer=pseudonymizer, middlewares=middlewares
+            ),
+            query_bus=QueryBus(pool, pseudonymizer=pseudonymizer, keys=keys),
             pseudonymizer=pseudonymizer,
             whatsapp=_whatsapp(settings, pool),
             hubspot=_hubspot(settings),
-            planner=_planner(settings),
+            planner=_planner(settings, pool),
             keys=keys,
-            extras={"key_pool": key_pool},
+            extras={"key_pool": key_pool, "outbound_limits": limits},
         )
     except BaseException:
         if keys is not None:
@@ -135,15 +149,23 @@ def _hubspot(settings: Settings) -> Any:
     )
 
 
-def _planner(settings: Settings) -> Any:
+def _planner(settings: Settings, pool: asyncpg.Pool) -> Any:
     if not settings.anthropic_api_key:
         return None
     from adapters.anthropic_planner import ClaudePlanner
+    from adapters.llm_budget import PostgresLlmBudget
 
+    # A reservation outlives the longest call the planner can make (no SDK retries).
+    budget = PostgresLlmBudget(
+        pool,
+        settings.llm_daily_token_cap,
+        reservation_ttl_s=max(60.0, 4 * settings.anthropic_timeout_s),
+    )
     return ClaudePlanner(
         settings.anthropic_api_key,
         settings.anthropic_model,
         base_url=settings.anthropic_base_url,
         timeout_s=settings.anthropic_timeout_s,
         on_call=_on_call(),
+        budget=budget,
     )

@@ -178,12 +178,14 @@ async def _delete_workflows(
 
 _CHECKPOINTS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
 _FORGET_LEADS = """
-UPDATE rm_leads SET phone = $3 WHERE clinic_id = $1 AND lead_id = ANY($2::text[])
-   AND phone IS NOT NULL AND phone <> $3
+UPDATE rm_leads SET phone_sealed = to_jsonb($3::text)
+ WHERE clinic_id = $1 AND lead_id = ANY($2::text[])
+   AND phone_sealed IS NOT NULL AND phone_sealed <> to_jsonb($3::text)
 """
 _FORGET_MESSAGES = """
-UPDATE rm_messages SET phone = $3 WHERE clinic_id = $1 AND message_id = ANY($2::text[])
-   AND phone IS NOT NULL AND phone <> $3
+UPDATE rm_messages SET phone_sealed = to_jsonb($3::text)
+ WHERE clinic_id = $1 AND message_id = ANY($2::text[])
+   AND phone_sealed IS NOT NULL AND phone_sealed <> to_jsonb($3::text)
 """
 
 
@@ -193,8 +195,9 @@ class PostgresReadModelEraser:
     The projections forget the patient's own rows on ``PatientErased`` (profile,
     consents' phone and IP, messages that name the patient). They cannot know the
     lead of a phone the patient used or the inbound messages of that phone that name
-    no patient; this blanks those (``rm_leads.phone``, ``rm_messages.phone``) with the
-    erased marker, as a rebuild would. It first waits (bounded) until those
+    no patient; this blanks those (``rm_leads.phone_sealed``, ``rm_messages.phone_sealed``,
+    unreadable anyway once the keys are destroyed) with the erased marker, as a
+    rebuild would. It first waits (bounded) until those
     projections have passed the erasure, so a batch they read before the keys were
     destroyed cannot write the data back after this ran.
     """

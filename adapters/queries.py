@@ -8,7 +8,7 @@ filters on the caller's clinic.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -17,6 +17,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from adapters.crypto.fields import ERASED
+from adapters.crypto.keys import SubjectKeyStore
+from adapters.projections.consents import ip_address_aad
+from adapters.projections.leads import lead_phone_aad
+from adapters.projections.messages import message_phone_aad
+from adapters.projections.patients import PROFILE, profile_aad
+from adapters.projections.personal import EMAIL_LOOKUP, PHONE_LOOKUP, lookup_hash, open_all
 from domain.consent_policy import CURRENT_POLICY_VERSION
 from domain.cqrs import Query
 from domain.errors import ExecutionError, InvalidArguments, NotFound
@@ -60,12 +67,28 @@ CLINIC_TZ = ZoneInfo("Europe/Bucharest")
 
 @dataclass(frozen=True)
 class ReadContext:
-    """What a query handler reads with: the database, the caller's clinic, the time."""
+    """What a query handler reads with: the database, the caller's clinic, the time.
+
+    Read models hold phones and e-mails as keyed hashes and shown personal values
+    sealed (``adapters.projections.personal``): ``pseudonymizer`` hashes a phone or
+    e-mail to look it up, ``keys`` (the subject key store) opens what is shown.
+    """
 
     db: asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
     clinic_id: str
     now: datetime
     pseudonymizer: Pseudonymizer | None = None
+    keys: SubjectKeyStore | None = None
+
+    def lookup(self, kind: str, value: str) -> str | None:
+        """The clinic's keyed hash of a phone or e-mail, as the projections store it."""
+        if self.pseudonymizer is None:
+            raise ExecutionError("looking people up by phone or e-mail needs the pseudonymizer")
+        return lookup_hash(self.pseudonymizer, self.clinic_id, kind, value)
+
+    async def open(self, items: Sequence[tuple[bytes, Any]]) -> list[Any]:
+        """Sealed read-model values opened (``ERASED`` where the key was destroyed)."""
+        return await open_all(self.keys, self.clinic_id, items)
 
 
 QueryHandler = Callable[[Any, ReadContext], Awaitable[Any]]
@@ -104,32 +127,50 @@ def _day_bounds(start: date, end: date, tz: ZoneInfo = CLINIC_TZ) -> tuple[datet
 
 # --- patients and leads ----------------------------------------------------------------
 
-_PATIENT_COLUMNS = (
-    "patient_id, first_name, last_name, phone, email, date_of_birth, notes, tags, lead_id,"
-    " created_at, updated_at"
-)
+_PATIENT = """
+SELECT patient_id, profile_sealed, lead_id, created_at, updated_at
+  FROM rm_patients WHERE {where} ORDER BY updated_at DESC, patient_id LIMIT 10
+"""
 
 
 async def get_patient(q: GetPatient, ctx: ReadContext) -> PatientView | None:
-    """The patient matching every key given (id, phone, e-mail); None when none does."""
-    where, args = ["clinic_id = $1", "NOT erased"], list[Any]([ctx.clinic_id])
-    for column, value in (("patient_id", q.patient_id), ("phone", q.phone)):
-        if value is not None:
-            args.append(value)
-            where.append(f"{column} = ${len(args)}")
+    """The patient matching every key given (id, phone, e-mail); None when none does.
+
+    Phone and e-mail are matched by their keyed hash. A patient whose key was
+    destroyed reads as absent, even before the projection has seen the erasure.
+    """
+    keys: list[tuple[str, str | None]] = []
+    if q.patient_id is not None:
+        keys.append(("patient_id", q.patient_id))
+    if q.phone is not None:
+        keys.append(("phone_hash", ctx.lookup(PHONE_LOOKUP, q.phone)))
     if q.email is not None:
-        args.append(q.email)
-        where.append(f"lower(email) = lower(${len(args)})")
-    row = await ctx.db.fetchrow(
-        f"SELECT {_PATIENT_COLUMNS} FROM rm_patients WHERE {' AND '.join(where)}"
-        " ORDER BY updated_at DESC LIMIT 1",
-        *args,
+        keys.append(("email_hash", ctx.lookup(EMAIL_LOOKUP, q.email)))
+    if any(value is None for _, value in keys):
+        return None  # a key given that nobody can have (e.g. a blank e-mail) matches nobody
+    where, args = ["clinic_id = $1", "NOT erased"], list[Any]([ctx.clinic_id])
+    for column, value in keys:
+        args.append(value)
+        where.append(f"{column} = ${len(args)}")
+    rows = await ctx.db.fetch(_PATIENT.format(where=" AND ".join(where)), *args)
+    profiles = await ctx.open(
+        [(profile_aad(ctx.clinic_id, r["patient_id"]), r["profile_sealed"]) for r in rows]
     )
-    return None if row is None else PatientView(**dict(row))
+    for row, profile in zip(rows, profiles, strict=True):
+        if isinstance(profile, dict):
+            fields = {name: profile.get(name) for name in PROFILE}
+            return PatientView(
+                **fields,
+                patient_id=row["patient_id"],
+                lead_id=row["lead_id"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+            )
+    return None
 
 
 _LEAD = """
-SELECT lead_id, phone, channel, source, status, score, classification, confidence,
+SELECT lead_id, phone_sealed, channel, source, status, score, classification, confidence,
        suggested_action, procedure_interest, assignee, patient_id, lost_reason,
        created_at, updated_at
   FROM rm_leads WHERE clinic_id = $1 AND lead_id = $2
@@ -145,7 +186,13 @@ async def get_lead(q: GetLead, ctx: ReadContext) -> LeadView | None:
         assert q.phone is not None
         lead_id = ctx.pseudonymizer.pseudonym(ctx.clinic_id, "lead", q.phone)
     row = await ctx.db.fetchrow(_LEAD, ctx.clinic_id, lead_id)
-    return None if row is None else LeadView(**dict(row))
+    if row is None:
+        return None
+    fields = dict(row)
+    [fields["phone"]] = await ctx.open(
+        [(lead_phone_aad(ctx.clinic_id, row["lead_id"]), fields.pop("phone_sealed"))]
+    )
+    return LeadView(**fields)
 
 
 # --- appointments and slots ------------------------------------------------------------
@@ -243,7 +290,7 @@ async def get_available_slots(q: GetAvailableSlots, ctx: ReadContext) -> tuple[A
 # --- consent ---------------------------------------------------------------------------
 
 _CONSENTS = """
-SELECT consent_type, status, policy_version, decided_at, expires_at, source, ip_address,
+SELECT consent_type, status, policy_version, decided_at, expires_at, source, ip_address_sealed,
        event_position
   FROM rm_consents WHERE clinic_id = $1 AND patient_id = $2
 """
@@ -251,9 +298,9 @@ _PATIENT_BY_ID = "SELECT 1 FROM rm_patients WHERE clinic_id = $1 AND patient_id 
 _PATIENT_BY_PHONE = """
 SELECT patient_id FROM (
     SELECT patient_id, updated_at AS at FROM rm_patients
-     WHERE clinic_id = $1 AND phone = $2 AND NOT erased
+     WHERE clinic_id = $1 AND phone_hash = $2 AND NOT erased
     UNION ALL
-    SELECT patient_id, recorded_at AS at FROM rm_consents WHERE clinic_id = $1 AND phone = $2
+    SELECT patient_id, recorded_at AS at FROM rm_consents WHERE clinic_id = $1 AND phone_hash = $2
 ) found ORDER BY at DESC LIMIT 1
 """
 
@@ -262,12 +309,26 @@ async def check_consent(q: CheckConsent, ctx: ReadContext) -> ConsentCheck | Non
     """Current status per consent type (expired grants say so); None: no such patient."""
     patient_id = q.patient_id
     if patient_id is None:
-        patient_id = await ctx.db.fetchval(_PATIENT_BY_PHONE, ctx.clinic_id, q.phone)
+        assert q.phone is not None
+        phone_hash = ctx.lookup(PHONE_LOOKUP, q.phone)
+        if phone_hash is None:
+            return None
+        patient_id = await ctx.db.fetchval(_PATIENT_BY_PHONE, ctx.clinic_id, phone_hash)
         if patient_id is None:
             return None
-    rows = {r["consent_type"]: r for r in await ctx.db.fetch(_CONSENTS, ctx.clinic_id, patient_id)}
-    if not rows and await ctx.db.fetchval(_PATIENT_BY_ID, ctx.clinic_id, patient_id) is None:
+    found = await ctx.db.fetch(_CONSENTS, ctx.clinic_id, patient_id)
+    if not found and await ctx.db.fetchval(_PATIENT_BY_ID, ctx.clinic_id, patient_id) is None:
         return None
+    ips = await ctx.open(
+        [
+            (ip_address_aad(ctx.clinic_id, patient_id, r["consent_type"]), r["ip_address_sealed"])
+            for r in found
+        ]
+    )
+    rows = {
+        r["consent_type"]: {**dict(r), "ip_address": None if ip == ERASED else ip}
+        for r, ip in zip(found, ips, strict=True)
+    }
     consents = tuple(
         _consent_status(t, rows.get(t), ctx.now) for t in (q.consent_types or CONSENT_TYPES)
     )
@@ -279,7 +340,7 @@ async def check_consent(q: CheckConsent, ctx: ReadContext) -> ConsentCheck | Non
 
 
 def _consent_status(
-    consent_type: str, row: asyncpg.Record | None, now: datetime
+    consent_type: str, row: dict[str, Any] | None, now: datetime
 ) -> ConsentTypeStatus:
     if row is None:
         return ConsentTypeStatus(consent_type=consent_type, status="unknown", granted=False)
@@ -437,7 +498,7 @@ async def get_patient_activity(q: GetPatientActivity, ctx: ReadContext) -> Patie
 
 
 _MESSAGE_COLUMNS = (
-    "message_id, direction, patient_id, phone, template_name, status, provider_message_id,"
+    "message_id, direction, patient_id, phone_sealed, template_name, status, provider_message_id,"
     " error_code, error_message, queued_at, sent_at, delivered_at, read_at, failed_at,"
     " received_at, updated_at"
 )
@@ -456,7 +517,13 @@ async def get_message_status(q: GetMessageStatus, ctx: ReadContext) -> tuple[Mes
         f" ORDER BY updated_at DESC, message_id LIMIT ${len(args)}",
         *args,
     )
-    return tuple(MessageView(**dict(r)) for r in rows)
+    phones = await ctx.open(
+        [(message_phone_aad(ctx.clinic_id, r["message_id"]), r["phone_sealed"]) for r in rows]
+    )
+    return tuple(
+        MessageView(**{k: v for k, v in r.items() if k != "phone_sealed"}, phone=phone)
+        for r, phone in zip(rows, phones, strict=True)
+    )
 
 
 async def get_clinic_config(q: GetClinicConfig, ctx: ReadContext) -> ClinicView | None:

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
         default=9466, validation_alias="MEDICALCOR_PROJECTOR_METRICS_PORT"
     )
     task_queue_prefix: str = Field(default="medicalcor", validation_alias="MEDICALCOR_TASK_QUEUE")
+    worker_cached_workflows: int = Field(
+        default=200,
+        ge=0,
+        validation_alias="MEDICALCOR_WORKER_CACHED_WORKFLOWS",
+        description=(
+            "Workflows each task queue's worker keeps in memory (least recently used"
+            " evicted, then replayed from history when next needed). 0: no cache."
+        ),
+    )
 
     # Secrets
     secret_key: str = Field(
@@ -75,7 +84,12 @@ class Settings(BaseSettings):
     anthropic_model: str = Field(default="claude-sonnet-4-6", validation_alias="ANTHROPIC_MODEL")
     anthropic_timeout_s: float = Field(default=15.0, validation_alias="ANTHROPIC_TIMEOUT_S")
     llm_daily_token_cap: int = Field(
-        default=2_000_000, validation_alias="MEDICALCOR_LLM_DAILY_TOKENS"
+        default=2_000_000,
+        validation_alias="MEDICALCOR_LLM_DAILY_TOKENS",
+        description=(
+            "Claude tokens (input + output) per clinic per Europe/Bucharest day; once"
+            " reached, the rules interpret natural requests. 0: never call Claude."
+        ),
     )
 
     # Telemetry

@@ -16,13 +16,19 @@ tests) and passes the same contract:
   so the aggregate is rebuilt from the (erased) events;
 * idempotency: with an idempotency key the nonces are synthetic (derived from the key
   and the plaintext), so a retried append carries byte-identical ciphertexts and the
-  inner store's fingerprint recognises it as a replay; other content still differs.
+  inner store's fingerprint recognises it as a replay; other content still differs;
+* caches of opened state (the command bus's aggregate cache): within
+  :func:`track_subject_keys`, every live key that opens or seals a stream's values is
+  noted per stream, and :meth:`CryptoShreddingEventStore.keys_live` tells whether they
+  all still are, so a state read before an erasure is never served after it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -72,6 +78,35 @@ _SNAPSHOT_SUBJECT_KINDS = {
     "conversation": "conversation",
 }
 """Stream type → subject kind of the aggregate id, for sealing whole snapshots."""
+
+
+_TRACKED_KEYS: ContextVar[dict[str, set[str]] | None] = ContextVar(
+    "medicalcor_tracked_subject_keys", default=None
+)
+
+
+@contextmanager
+def track_subject_keys() -> Iterator[dict[str, set[str]]]:
+    """Within the block, note per stream id the live keys that open or seal its values.
+
+    A cache of state built from opened values (the command bus's aggregate cache) keeps
+    these ids with the state and asks :meth:`CryptoShreddingEventStore.keys_live`
+    before using it again: once any of them is destroyed, the state is read afresh
+    (and sees the erased markers). Destroyed keys are not noted: what they sealed was
+    already read as erased, and destruction is final.
+    """
+    tracked: dict[str, set[str]] = {}
+    token = _TRACKED_KEYS.set(tracked)
+    try:
+        yield tracked
+    finally:
+        _TRACKED_KEYS.reset(token)
+
+
+def _note_keys(stream_id: str, key_ids: Collection[str]) -> None:
+    tracked = _TRACKED_KEYS.get()
+    if tracked is not None and key_ids:
+        tracked.setdefault(stream_id, set()).update(key_ids)
 
 
 @dataclass
@@ -256,6 +291,7 @@ class CryptoShreddingEventStore:
         key = keys.get(plan.subject)
         if key is None:
             key = keys[plan.subject] = await self.keys.encryption_key(clinic_id, plan.subject)
+        _note_keys(stream_id, (key.key_id,))
         cls = type(event)
         sealed = seal_event_data(
             cls, data, key, clinic_id=clinic_id, stream_id=stream_id, nonce_seed=seed
@@ -283,7 +319,16 @@ class CryptoShreddingEventStore:
         named = [sealed_key_ids(e.data) for e in events]
         wanted = set().union(*named)
         keys = await self.keys.get_keys(wanted) if wanted else {}
+        if wanted and _TRACKED_KEYS.get() is not None:
+            for e, ids in zip(events, named, strict=True):
+                _note_keys(e.stream_id, [k for k in ids if k in keys and not keys[k].destroyed])
         return [self._open_one(e, keys, bool(n)) for e, n in zip(events, named, strict=True)]
+
+    async def keys_live(self, clinic_id: str, key_ids: Collection[str]) -> bool:
+        """Whether every one of these keys exists and is not destroyed (as this process
+        knows it: the key store's cache, dropped on every replica when a key is destroyed)."""
+        keys = await self.keys.get_keys(key_ids)
+        return all(k in keys and not keys[k].destroyed for k in key_ids)
 
     def _open_one(
         self, e: RecordedEvent, keys: dict[str, SubjectKey], sealed: bool
@@ -318,6 +363,7 @@ class CryptoShreddingEventStore:
             raise SealedFieldError(f"unknown subject key {kid!r}")
         if key.destroyed:
             return None  # rebuilt from the events, which read as erased
+        _note_keys(stream_id, (kid,))
         state = open_sealed(key, _snapshot_aad(clinic_id, snap), snap.state)
         return snap.model_copy(update={"state": state})
 

@@ -1,4 +1,6 @@
-"""HTTP surface of the AI gateway: discovery under ``/ai`` and ``POST /ai/execute``.
+"""HTTP surface of the AI gateway: discovery under ``/ai``, ``POST /ai/execute`` and
+decisions on held plan steps (``POST /ai/workflows/{workflowId}/steps/{stepId}/approve``
+or ``.../reject``).
 
 Wiring, for ``create_app`` (two calls)::
 
@@ -32,7 +34,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import ValidationError
@@ -42,7 +44,14 @@ from adapters.api_keys import ApiKeyStore
 from adapters.audit import AuditLog
 from adapters.http_idempotency import MAX_KEY_LENGTH, HttpIdempotencyStore, fingerprint
 from adapters.settings import Settings
-from api.ai_models import EXECUTE_REQUEST, ExecuteRequest, ExecuteResponse
+from api.ai_models import (
+    EXECUTE_REQUEST,
+    STEP_ID_PATTERN,
+    ExecuteRequest,
+    ExecuteResponse,
+    StepDecisionRequest,
+    StepDecisionResponse,
+)
 from api.auth import Authenticator, Principal, PrincipalDep
 from api.errors import PROBLEM_JSON, install_problem_handlers, problem_response, problem_schema
 from api.gateway import Gateway, Planner, RequestInfo, utc_now
@@ -89,6 +98,30 @@ EXECUTE_OPENAPI: dict[str, Any] = {
         },
     ],
 }
+
+
+DECISION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The key lacks a scope of the step's function", **_PROBLEM},
+    404: {"description": "No such workflow in the key's clinic, or no such step", **_PROBLEM},
+    409: {"description": "The step is not waiting for approval (see `stepStatus`)", **_PROBLEM},
+    422: {"description": "Invalid request", **_PROBLEM},
+    429: {"description": "Rate limited (see Retry-After)", **_PROBLEM},
+    503: {"description": "Temporal or the database briefly unavailable; retry", **_PROBLEM},
+}
+WorkflowId = Annotated[
+    str,
+    Path(
+        alias="workflowId",
+        min_length=1,
+        max_length=255,
+        description="The plan's id, as /ai/execute answered it (`workflowId`).",
+    ),
+]
+StepId = Annotated[
+    str,
+    Path(alias="stepId", min_length=1, max_length=64, pattern=STEP_ID_PATTERN),
+]
+DecisionBody = Annotated[StepDecisionRequest | None, Body()]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -202,7 +235,64 @@ def create_ai_router() -> APIRouter:
         store: HttpIdempotencyStore = request.app.state.http_idempotency
         return await _idempotent(store, gateway, principal, body, info, key)
 
+    @router.post(
+        "/workflows/{workflowId}/steps/{stepId}/approve",
+        summary="Approve a plan step that waits for approval; answers once it ran",
+        response_model=StepDecisionResponse,
+        responses=DECISION_PROBLEMS,
+    )
+    async def approve_step(
+        request: Request,
+        workflow_id: WorkflowId,
+        step_id: StepId,
+        principal: PrincipalDep,
+        body: DecisionBody = None,
+    ) -> Response:
+        """Let an outbound or destructive step run (needs the scopes of its function).
+
+        Answers when the step finished: ``completed`` with its result or ``failed``
+        with its error. Audited as ``approved``.
+        """
+        return await _decide(request, principal, workflow_id, step_id, body, approve=True)
+
+    @router.post(
+        "/workflows/{workflowId}/steps/{stepId}/reject",
+        summary="Reject a plan step that waits for approval: it and its dependents skip",
+        response_model=StepDecisionResponse,
+        responses=DECISION_PROBLEMS,
+    )
+    async def reject_step(
+        request: Request,
+        workflow_id: WorkflowId,
+        step_id: StepId,
+        principal: PrincipalDep,
+        body: DecisionBody = None,
+    ) -> Response:
+        """Skip the step (``skipped``, error REJECTED with the reason); audited as ``rejected``."""
+        return await _decide(request, principal, workflow_id, step_id, body, approve=False)
+
     return router
+
+
+async def _decide(
+    request: Request,
+    principal: Principal,
+    workflow_id: str,
+    step_id: str,
+    body: StepDecisionRequest | None,
+    *,
+    approve: bool,
+) -> Response:
+    info = RequestInfo.new(surface="http")
+    decided = await _gateway(request).decide_step(
+        principal,
+        info,
+        workflow_id,
+        step_id,
+        approve=approve,
+        reason=body.reason if body else None,
+    )
+    return Response(decided.model_dump_json(by_alias=True), media_type=JSON)
 
 
 async def _idempotent(

@@ -4,14 +4,20 @@
 (and runs it unless ``execute`` is false), ``workflow`` runs a DAG of steps durably.
 Call arguments stay plain objects here: each function's own model validates them,
 so a bad call fails alone with an error naming its fields.
+
+``StepDecisionRequest`` / ``StepDecisionResponse``: the body and answer of
+``POST /ai/workflows/{workflowId}/steps/{stepId}/approve`` (and ``.../reject``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
+
+STEP_ID_PATTERN = r"^[A-Za-z0-9_\-]+$"
 
 
 class _Wire(BaseModel):
@@ -47,7 +53,7 @@ class NaturalRequest(_Wire):
 
 
 class Step(_Wire):
-    step_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    step_id: str = Field(min_length=1, max_length=64, pattern=STEP_ID_PATTERN)
     function: str = Field(min_length=1, max_length=100)
     arguments: dict[str, Any] = Field(
         default_factory=dict,
@@ -60,7 +66,11 @@ class WorkflowRequest(_Wire):
     type: Literal["workflow"]
     steps: list[Step] = Field(min_length=1)
     require_approval: bool = Field(
-        default=False, description="Outbound and destructive steps wait for approval."
+        default=False,
+        description=(
+            "Outbound and destructive steps wait for approval: POST"
+            " /ai/workflows/{workflowId}/steps/{stepId}/approve (or .../reject)."
+        ),
     )
 
 
@@ -128,3 +138,35 @@ class ExecuteResponse(_Wire):
     error: CallError | None = Field(
         default=None, description="A request-level outcome, e.g. NO_INTENT_DETECTED."
     )
+
+
+MAX_DECISION_REASON = 500
+
+
+class StepDecisionRequest(_Wire):
+    """Why a person approved or rejected a held step (kept in the workflow, not the audit)."""
+
+    reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_DECISION_REASON,
+        description="Why; a rejected step's error says it. No personal data, please.",
+    )
+
+
+class StepDecisionResponse(_Wire):
+    """A plan step's state once the decision took effect (the step finished)."""
+
+    workflow_id: str
+    step_id: str
+    function: str
+    decision: Literal["approved", "rejected"]
+    status: Literal["pending", "waiting_approval", "running", "completed", "failed", "skipped"] = (
+        Field(description="completed or failed once approved; skipped once rejected.")
+    )
+    result: Any = None
+    error: CallError | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    request_id: str
+    trace_id: str

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +23,9 @@ from adapters.settings import Settings
 from adapters.telemetry.checks import ProjectionLag
 from adapters.telemetry.diagnostics import Diagnostics
 from adapters.telemetry.tracing import TracingHandle, setup_tracing
+
+if TYPE_CHECKING:
+    from temporalio.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,7 @@ def _ui_origins(settings: Settings) -> list[str]:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from adapters.container import build_services
     from adapters.gdpr import GdprServices, PostgresReadModelEraser, TemporalHistoryEraser
+    from adapters.telemetry.temporal_sdk import temporal_sdk_metrics
     from adapters.temporal.gateway import TemporalWorkflowGateway
     from api.ai import run_ai_gateway
     from api.sandbox import sandbox_outbox
@@ -111,9 +115,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings: Settings = app.state.settings
     services = await build_services(settings)
+    # the client's SDK metrics (temporal_request_total ...) go to this /metrics
+    sdk_metrics = temporal_sdk_metrics()
+    await sdk_metrics.start()
     client = None
     try:
-        client = await _connect_temporal(settings)
+        client = await _connect_temporal(settings, runtime=sdk_metrics.runtime)
         workflows = TemporalWorkflowGateway(client, settings, registry=REGISTRY)
         app.state.services = services
         app.state.temporal = client
@@ -149,17 +156,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.ready = False
         await services.aclose()
+        await sdk_metrics.stop()
         shutdown_tracing()
 
 
-async def _connect_temporal(settings: Settings) -> Any:
+async def _connect_temporal(settings: Settings, *, runtime: Runtime | None = None) -> Any:
     """Connect, retrying while the server starts (bounded)."""
     from adapters.temporal.client import connect_client
 
     deadline = time.monotonic() + TEMPORAL_CONNECT_TIMEOUT_S
     while True:
         try:
-            return await connect_client(settings)
+            return await connect_client(settings, runtime=runtime)
         except Exception as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -64,7 +67,9 @@ def worker() -> None:
     """Run the Temporal worker (all task queues)."""
     from workflows.worker import run_worker
 
-    asyncio.run(run_worker(_settings()))
+    settings = _settings()
+    with _process_tracing(settings, "medicalcor-worker"):
+        asyncio.run(run_worker(settings))
 
 
 @app.command()
@@ -108,11 +113,59 @@ def projections_rebuild(name: str) -> None:
 
 @projections_app.command("run")
 def projections_run() -> None:
-    """Run the projector (one leader per projection across processes)."""
+    """Run the projector (one leader per projection across processes) and the outbox
+    relay (one leader across processes), until SIGTERM/SIGINT."""
+    s = _settings()
+    with _process_tracing(s, "medicalcor-projector"):
+        asyncio.run(_projector_and_relay(s, _database_url(s)))
+
+
+@contextlib.contextmanager
+def _process_tracing(settings: Settings, default_name: str) -> Iterator[None]:
+    """This process's tracing (OTLP export when configured), flushed at exit.
+
+    The worker's RunWorkflow/RunActivity spans and their SQL join the API's trace
+    (Temporal's interceptor carries the context); without a tracer provider here they
+    would be dropped. ``OTEL_SERVICE_NAME`` overrides the default service name.
+    """
+    from adapters.telemetry.span_buffer import SpanBuffer
+    from adapters.telemetry.tracing import setup_tracing
+
+    name = os.environ.get("OTEL_SERVICE_NAME") or default_name
+    # Only the API serves /diagnostics/traces: here the in-process buffer is a token
+    # one (a full 2000-trace buffer nobody reads would hold ~40 MiB of spans).
+    handle = setup_tracing(
+        name, otlp_endpoint=settings.otlp_endpoint, buffer=SpanBuffer(max_traces=16)
+    )
+    try:
+        yield
+    finally:
+        handle.shutdown()
+
+
+async def _projector_and_relay(settings: Settings, database_url: str) -> None:
+    """The projector process also runs the outbox relay: it follows the event log too.
+
+    The relay stops when the projector does (it owns the signals); the relay itself
+    never ends the process: it outlives PostgreSQL and Temporal outages by retrying.
+    """
+    import contextlib
+
+    from adapters.outbox_relay import run_outbox_relay
     from api import dev_setup
 
-    s = _settings()
-    asyncio.run(dev_setup.run_projector_process(s, _database_url(s)))
+    stop = asyncio.Event()
+    relay = asyncio.create_task(run_outbox_relay(settings, database_url, stop))
+    try:
+        await dev_setup.run_projector_process(settings, database_url)
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(relay, 10)
+        except TimeoutError:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
 
 
 @keys_app.command("create")

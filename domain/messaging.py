@@ -1,8 +1,10 @@
 """WhatsApp messaging rules: the template catalogue, consent gating and reply parsing.
 
 Pure data and functions. The catalogue says, for each approved template, its
-languages, its ordered body parameters, its category, the consent it needs and how
-long to wait before sending it again to the same person. Parameters travel to the
+languages, its ordered body parameters, its category, the consent it needs, how
+long to wait before sending it again to the same person, and whether it is part of
+a booking or payment the person made (``essential``: the per-person daily limit
+never refuses it, see ``daily_limit_applies``). Parameters travel to the
 provider as an ordered list of strings (``{{1}}``, ``{{2}}`` ... in the approved
 template); here they have names so callers and errors can speak about them.
 
@@ -57,6 +59,9 @@ class TemplateDefinition(BaseModel):
     """Preview text per language, with ``{name}`` placeholders for the parameters."""
     cooldown: timedelta = timedelta(0)
     """Minimum time between two sends of this template to the same person."""
+    essential: bool = False
+    """Part of a booking or payment the person made (confirmation, reminders, receipt):
+    it counts towards the per-person daily limit but is never refused by it."""
 
 
 def _template(
@@ -67,6 +72,7 @@ def _template(
     *,
     consent: ConsentType | None = None,
     cooldown: timedelta = timedelta(0),
+    essential: bool = False,
 ) -> TemplateDefinition:
     return TemplateDefinition(
         name=name,
@@ -76,6 +82,7 @@ def _template(
         param_kinds=params,
         bodies=bodies,
         cooldown=cooldown,
+        essential=essential,
     )
 
 
@@ -88,6 +95,10 @@ def _consent_for_category(category: TemplateCategory) -> ConsentType:
 
 
 MARKETING_COOLDOWN = timedelta(days=7)
+NURTURE_COOLDOWN = timedelta(days=1)
+"""consultation_offer is the nurture sequences' touch: their closest touches are 48 h
+apart (warm: 24/72/168 h; cold: 48/168/336 h), so a day keeps a second sender from
+repeating it the same day without silencing the clinic's own cadence."""
 
 _CATALOGUE: tuple[TemplateDefinition, ...] = (
     _template(
@@ -115,6 +126,7 @@ _CATALOGUE: tuple[TemplateDefinition, ...] = (
             "at {location}.",
             "de": "Hallo {name}! Ihr Termin ist bestätigt: {date} um {time} Uhr, {location}.",
         },
+        essential=True,
     ),
     _template(
         "appointment_reminder_24h",
@@ -128,6 +140,7 @@ _CATALOGUE: tuple[TemplateDefinition, ...] = (
             "de": "Hallo {name}! Erinnerung an Ihren Termin morgen um {time} Uhr, "
             "{location}. Antworten Sie NEIN, wenn Sie nicht kommen können.",
         },
+        essential=True,
     ),
     _template(
         "appointment_reminder_2h",
@@ -138,6 +151,7 @@ _CATALOGUE: tuple[TemplateDefinition, ...] = (
             "en": "{name}, we look forward to seeing you today at {time}, at {location}.",
             "de": "{name}, wir erwarten Sie heute um {time} Uhr, {location}.",
         },
+        essential=True,
     ),
     _template(
         "payment_confirmation",
@@ -149,6 +163,7 @@ _CATALOGUE: tuple[TemplateDefinition, ...] = (
             "de": "Danke, {name}! Wir haben Ihre Zahlung über {amount} {currency} "
             "vom {date} erhalten.",
         },
+        essential=True,
     ),
     _template(
         "recall_reminder",
@@ -204,7 +219,7 @@ _CATALOGUE: tuple[TemplateDefinition, ...] = (
             "de": "Hallo {name}! {offer} Das Angebot gilt bis zum {date}. Antworten Sie "
             "JA für einen Termin.",
         },
-        cooldown=MARKETING_COOLDOWN,
+        cooldown=NURTURE_COOLDOWN,
     ),
     _template(
         "welcome_first_contact",
@@ -241,6 +256,18 @@ def required_consent(template_name: str | None) -> ConsentType:
 def cooldown_for(template_name: str) -> timedelta:
     """How long to wait before sending ``template_name`` again to the same person."""
     return get_template(template_name).cooldown
+
+
+def daily_limit_applies(template_name: str | None) -> bool:
+    """Whether the per-person daily message limit may refuse this message.
+
+    Free text and every template but the ``essential`` ones may be refused. A booking
+    confirmation, an appointment reminder or a payment receipt is what the person's
+    own booking or payment calls for: it still counts towards the limit, but a day of
+    other messages never keeps it from the person. (Cooldowns are per template, so a
+    marketing template's cooldown never holds back another template either.)
+    """
+    return template_name is None or not get_template(template_name).essential
 
 
 def validate_params(

@@ -3,7 +3,8 @@
 The gateway's functions (``schedule_appointment``, ``trigger_workflow``,
 ``get_workflow_status``, multi-step plans) depend only on this Protocol; the
 Temporal adapter implements it. Workflow ids are clinic-scoped: a status request
-for another clinic's workflow answers NOT_FOUND, exactly as an unknown id does.
+(or a step decision) for another clinic's workflow answers NOT_FOUND, exactly as an
+unknown id does.
 """
 
 from __future__ import annotations
@@ -109,5 +110,17 @@ class WorkflowGateway(Protocol):
         its reminders (and tells the patient when ``notify_patient``); it must not
         cancel the appointment again. Returns False when no booking workflow of
         this clinic is running for the appointment (nothing to stop).
+        """
+        ...
+
+    async def decide_step(
+        self, clinic_id: str, workflow_id: str, step_id: str, *, approve: bool, reason: str | None
+    ) -> StepStatus:
+        """Approve or reject an AI-plan step that waits for approval; its state once finished.
+
+        ``NotFound`` for a workflow of another clinic (as for an unknown one);
+        ``Conflict`` when the step does not wait for approval (unknown to the plan,
+        already decided or finished) or the plan no longer runs. The answer comes once
+        the step finished: for an approval, with the step's result or error.
         """
         ...

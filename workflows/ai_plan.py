@@ -8,7 +8,8 @@ retry policies follow the step's side-effect class (read, write, outbound,
 destructive), which the gateway took from the function registry when it built
 the plan, so this workflow never imports the registry.
 
-When the plan's policy sets ``require_approval``, outbound and destructive steps
+When the plan's policy sets ``require_approval``, outbound and destructive steps,
+and the steps the gateway marked ``held`` (update_patient, a consent withdrawal),
 wait (``waiting_approval``) for the ``approve_step`` or ``reject_step`` update; a
 rejected or expired approval skips the step and its dependents. Results larger
 than ``policy.max_result_bytes`` are kept as a summary, and the workflow continues
@@ -108,7 +109,9 @@ class AIPlanWorkflow:
     async def _run_step(self, step: PlanStep) -> None:
         assert self._input is not None
         policy = self._input.policy
-        needs_approval = policy.require_approval and step.side_effect in NEEDS_APPROVAL
+        needs_approval = policy.require_approval and (
+            step.side_effect in NEEDS_APPROVAL or step.held
+        )
         if needs_approval and not await self._approved(step.step_id, policy.approval_timeout_s):
             return
         try:
@@ -208,7 +211,7 @@ class AIPlanWorkflow:
         needs = (
             step is not None
             and self._input.policy.require_approval
-            and step.side_effect in NEEDS_APPROVAL
+            and (step.side_effect in NEEDS_APPROVAL or step.held)
         )
         if not needs or step_id in self._decisions:
             raise ApplicationError(

@@ -20,12 +20,16 @@ a pseudonym of a phone number, and the person may legitimately come back, so the
 a new key generation while old events stay erased.
 
 Caching and revocation. Live keys are cached in process only while this process
-LISTENs on ``subject_keys_changed`` (``start``): ``destroy`` notifies in its own
-transaction and every replica drops its cache when the notification arrives
-(milliseconds; until then a replica can still open values sealed with the key).
-Cached entries also expire after ``cache_ttl_s``. Without the listener every read
-asks the table (one query per page of events), so a destruction is effective at once.
-Destroyed keys are cached for good: destruction is final.
+LISTENs on ``subject_keys_changed`` (``start``): ``destroy`` (what ``erase_patient``
+calls) notifies in its own transaction and every replica drops its cached live keys
+when the notification arrives (milliseconds; until then a replica can still open
+values sealed with the key). A lost LISTEN connection drops them too and switches
+caching off until it is back. Without the listener every read asks the table (one
+query per page of events), so a destruction is effective at once.
+The caches are bounded (``adapters.crypto.cache.TtlCache``): live keys expire after
+``cache_ttl_s`` and are evicted, at most ``cache_max_entries`` per cache, the oldest
+first. Destroyed keys are final, so they are kept longer (``DESTROYED_TTL_S``), under
+the same size bound.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -47,6 +51,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from adapters.crypto.cache import TtlCache
 from adapters.crypto.fields import SubjectKey, new_key_material
 from adapters.postgres.listener import InvalidationListener
 from domain.errors import NotFound
@@ -60,6 +65,8 @@ Link = tuple[str, LinkKind, str]
 
 _NONCE = 12
 _MAX_SEEN_LINKS = 100_000
+DEFAULT_CACHE_MAX_ENTRIES = 10_000
+DESTROYED_TTL_S = 3600.0
 
 
 def subject_id(kind: str, ident: str) -> str:
@@ -284,32 +291,51 @@ class PostgresSubjectKeyStore:
         master_keys: Sequence[bytes],
         *,
         cache_ttl_s: float = 30.0,
+        cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not master_keys or any(len(k) != 32 for k in master_keys):
             raise ValueError("subject key store needs 32-byte master keys")
         self._pool = pool
         self._masters = {master_key_id(k): AESGCM(k) for k in master_keys}
         self._current = master_key_id(master_keys[0])
-        self._ttl = cache_ttl_s
-        self._live: dict[tuple[str, str], tuple[SubjectKey, float]] = {}
-        self._by_id: dict[str, tuple[SubjectKey, float]] = {}
+        # Live keys by (clinic, subject) and by id; destroyed keys by id (final).
+        self._live: TtlCache[tuple[str, str], SubjectKey] = TtlCache(
+            cache_max_entries, cache_ttl_s, clock=clock
+        )
+        self._by_id: TtlCache[str, SubjectKey] = TtlCache(
+            cache_max_entries, cache_ttl_s, clock=clock
+        )
+        self._destroyed: TtlCache[str, SubjectKey] = TtlCache(
+            cache_max_entries, max(DESTROYED_TTL_S, cache_ttl_s), clock=clock
+        )
         self._seen = _Seen()
         self._generation = 0
         self._listener = InvalidationListener(pool, CHANNEL, self._invalidate, "subject key")
 
     @classmethod
     def from_secret(
-        cls, pool: asyncpg.Pool, secret: str, *, cache_ttl_s: float = 30.0
+        cls,
+        pool: asyncpg.Pool,
+        secret: str,
+        *,
+        cache_ttl_s: float = 30.0,
+        cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES,
     ) -> PostgresSubjectKeyStore:
         """The store with the master key derived from ``MEDICALCOR_SECRET_KEY``."""
-        return cls(pool, [master_key_from_secret(secret)], cache_ttl_s=cache_ttl_s)
+        return cls(
+            pool,
+            [master_key_from_secret(secret)],
+            cache_ttl_s=cache_ttl_s,
+            cache_max_entries=cache_max_entries,
+        )
 
     # --- keys -------------------------------------------------------------------------
 
     async def encryption_key(self, clinic_id: str, subject: str) -> SubjectKey:
         cached = self._live.get((clinic_id, subject))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         generation = self._generation
         key = await self._live_key(clinic_id, subject)
         if key is None:
@@ -358,13 +384,12 @@ class PostgresSubjectKeyStore:
             return key
 
     async def get_keys(self, key_ids: Collection[str]) -> dict[str, SubjectKey]:
-        now = time.monotonic()
         found: dict[str, SubjectKey] = {}
         missing: list[str] = []
         for key_id in set(key_ids):
-            cached = self._by_id.get(key_id)
-            if cached is not None and cached[1] > now:
-                found[key_id] = cached[0]
+            cached = self._destroyed.get(key_id) or self._by_id.get(key_id)
+            if cached is not None:
+                found[key_id] = cached
             else:
                 missing.append(key_id)
         if missing:
@@ -517,15 +542,15 @@ class PostgresSubjectKeyStore:
 
     def _remember(self, key: SubjectKey, generation: int, *, live_too: bool = True) -> None:
         if key.destroyed:  # final: safe to keep without a listener
-            self._by_id[key.key_id] = (key, float("inf"))
+            self._by_id.discard(key.key_id)
+            self._destroyed.put(key.key_id, key)
             return
         # Cache only what no notification received meanwhile could have made stale.
         if not self._listener.listening or generation != self._generation:
             return
-        expires = time.monotonic() + self._ttl
-        self._by_id[key.key_id] = (key, expires)
+        self._by_id.put(key.key_id, key)
         if live_too:
-            self._live[(key.clinic_id, key.subject_id)] = (key, expires)
+            self._live.put((key.clinic_id, key.subject_id), key)
 
     async def start(self) -> None:
         """LISTEN for changes so lookups may be cached (call from the app's lifespan)."""
@@ -539,10 +564,19 @@ class PostgresSubjectKeyStore:
     def caching(self) -> bool:
         return self._listener.listening
 
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries held per cache (live by subject, live by id, destroyed)."""
+        return {
+            "live": len(self._live),
+            "by_id": len(self._by_id),
+            "destroyed": len(self._destroyed),
+        }
+
     def _invalidate(self) -> None:
+        """Forget every live key (a key may have been destroyed); destroyed ones stay."""
         self._generation += 1
         self._live.clear()
-        self._by_id = {k: v for k, v in self._by_id.items() if v[0].destroyed}
+        self._by_id.clear()
 
 
 def _record(row: asyncpg.Record) -> KeyRecord:

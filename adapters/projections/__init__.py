@@ -14,8 +14,10 @@ from adapters.projections.daily import DailyMetricsProjection
 from adapters.projections.leads import LeadsProjection, LeadStatsProjection
 from adapters.projections.messages import MessagesProjection
 from adapters.projections.patients import PatientActivityProjection, PatientsProjection
+from adapters.projections.personal import PersonalData
 from adapters.projections.runner import (
     Projector,
+    personal_of,
     rebuild,
     report_lag,
     run_projector,
@@ -38,27 +40,29 @@ PROJECTION_TYPES: tuple[type[Projection], ...] = (
 PROJECTION_NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTION_TYPES)
 
 
-def all_projections() -> list[Projection]:
-    """A fresh instance of every projection."""
-    return [cls() for cls in PROJECTION_TYPES]
+def all_projections(personal: PersonalData | None = None) -> list[Projection]:
+    """A fresh instance of every projection (those keeping personal data need ``personal``)."""
+    return [cls(personal) for cls in PROJECTION_TYPES]
 
 
-def get_projection(name: str) -> Projection:
+def get_projection(name: str, personal: PersonalData | None = None) -> Projection:
     """The projection called ``name``; ``KeyError`` lists the known names."""
     for cls in PROJECTION_TYPES:
         if cls.name == name:
-            return cls()
+            return cls(personal)
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(PROJECTION_NAMES)}")
 
 
 __all__ = [
     "PROJECTION_NAMES",
     "PROJECTION_TYPES",
+    "PersonalData",
     "ProjectedEvent",
     "Projection",
     "Projector",
     "all_projections",
     "get_projection",
+    "personal_of",
     "rebuild",
     "report_lag",
     "run_projector",

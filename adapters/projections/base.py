@@ -20,6 +20,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from adapters.postgres.pool import dumps
+from adapters.projections.personal import PersonalData
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 """A connection, pooled or not (projections write on the projector's transaction)."""
@@ -40,6 +41,9 @@ class ProjectedEvent:
     type: str
     data: dict[str, Any]
     recorded_at: datetime
+    key_id: str | None = None
+    """The subject key that sealed the event's personal fields in the store (None: the
+    event was stored unsealed). Projections seal what they keep under the same key."""
 
     @property
     def day(self) -> date:
@@ -48,12 +52,37 @@ class ProjectedEvent:
 
 
 class Projection(ABC):
-    """A read model: the event types it folds, its tables and the fold itself."""
+    """A read model: the event types it folds, its tables and the fold itself.
+
+    ``version`` names the shape of its tables and what the fold writes into them: bump
+    it with the migration that changes them, and the projector rebuilds the projection
+    from the first event before applying anything new (the checkpoint remembers the
+    version its rows were written by). Projections that keep personal data
+    (``personal_data``) are built with a :class:`PersonalData`.
+    """
 
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
     """Every table the projection owns (emptied on rebuild), all keyed by clinic_id first."""
     handles: ClassVar[frozenset[str]]
+    version: ClassVar[int] = 1
+    personal_data: ClassVar[bool] = False
+
+    def __init__(self, personal: PersonalData | None = None) -> None:
+        if self.personal_data and personal is None:
+            raise ValueError(
+                f"projection {self.name!r} keeps personal data: it needs the pseudonymizer and"
+                " the subject key store (read events through the crypto-shredding store, or"
+                " pass personal=PersonalData(...))"
+            )
+        self._personal = personal
+
+    @property
+    def personal(self) -> PersonalData:
+        """Hashing and sealing of personal values (only for ``personal_data`` projections)."""
+        if self._personal is None:
+            raise ValueError(f"projection {self.name!r} was built without PersonalData")
+        return self._personal
 
     @abstractmethod
     async def apply(self, conn: Conn, events: Sequence[ProjectedEvent]) -> None:

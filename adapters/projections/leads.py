@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from adapters.crypto.keys import subject_id
 from adapters.projections.base import Conn, Counters, ProjectedEvent, Projection, Row, Rows, Table
+from adapters.projections.personal import value_aad
 
 LEAD_EVENTS = frozenset(
     {"LeadCreated", "LeadScored", "LeadQualified", "LeadAssigned", "LeadConverted", "LeadLost"}
@@ -27,7 +29,7 @@ LEADS = Table(
     [
         ("clinic_id", "text"),
         ("lead_id", "text"),
-        ("phone", "text"),
+        ("phone_sealed", "jsonb"),
         ("channel", "text"),
         ("source", "text"),
         ("utm", "jsonb"),
@@ -47,22 +49,45 @@ LEADS = Table(
 )
 
 
+def lead_phone_aad(clinic_id: str, lead_id: str) -> bytes:
+    """Where a lead's sealed phone belongs (its associated data)."""
+    return value_aad(clinic_id, LEADS.name, lead_id, "phone")
+
+
 class LeadsProjection(Projection):
-    """Each lead's current state, for ``GetLead`` (by id or by phone pseudonym)."""
+    """Each lead's current state, for ``GetLead`` (by id or by phone pseudonym: the lead
+    id is the clinic's keyed hash of the phone). The phone itself is kept sealed under
+    the lead's key, so erasing the person who used it makes it unreadable."""
 
     name = "leads"
+    version = 2
+    personal_data = True
     tables = (LEADS.name,)
     handles = LEAD_EVENTS
 
     async def apply(self, conn: Conn, events: Sequence[ProjectedEvent]) -> None:
         leads = Rows(LEADS)
         await leads.load(conn, {(e.clinic_id, e.data["lead_id"]) for e in events})
+        created: list[tuple[Row, ProjectedEvent]] = []
         for e in events:
             key = (e.clinic_id, e.data["lead_id"])
             row = leads.get(key) or _new_lead(e)
             _fold_lead(row, e)
+            if e.type == "LeadCreated":
+                created.append((row, e))
             row["updated_at"] = e.recorded_at
             leads.put(row)
+        sealer = self.personal.sealer()
+        await sealer.load(e.key_id for _, e in created)
+        for row, e in created:
+            lead_id = e.data["lead_id"]
+            row["phone_sealed"] = await sealer.seal(
+                e.clinic_id,
+                subject_id("lead", lead_id),
+                e.key_id,
+                lead_phone_aad(e.clinic_id, lead_id),
+                e.data["phone"],
+            )
         await leads.flush(conn)
 
 
@@ -76,8 +101,7 @@ def _fold_lead(row: Row, e: ProjectedEvent) -> None:
     d = e.data
     match e.type:
         case "LeadCreated":
-            row.update(
-                phone=d["phone"],
+            row.update(  # the phone is sealed after the fold (``LeadsProjection.apply``)
                 channel=d["channel"],
                 source=d.get("source"),
                 utm=d.get("utm") or {},

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from adapters.crypto.fields import ERASED
+from adapters.crypto.keys import subject_id
 from adapters.projections.base import Conn, ProjectedEvent, Projection, Row, Rows, Table
+from adapters.projections.personal import value_aad
 
 MESSAGES = Table(
     "rm_messages",
@@ -14,7 +18,7 @@ MESSAGES = Table(
         ("message_id", "text"),
         ("direction", "text"),
         ("patient_id", "text"),
-        ("phone", "text"),
+        ("phone_sealed", "jsonb"),
         ("template_name", "text"),
         ("language", "text"),
         ("category", "text"),
@@ -41,7 +45,7 @@ OUTBOUND = frozenset(
 )
 DELIVERY_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
 _FORGET = """
-UPDATE rm_messages SET phone = NULL
+UPDATE rm_messages SET phone_sealed = NULL
  WHERE (clinic_id, patient_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 
@@ -51,8 +55,18 @@ def inbound_id(provider_message_id: str) -> str:
     return f"inbound:{provider_message_id}"
 
 
+def message_phone_aad(clinic_id: str, message_id: str) -> bytes:
+    """Where a message's sealed phone belongs (its associated data)."""
+    return value_aad(clinic_id, MESSAGES.name, message_id, "phone")
+
+
 class MessagesProjection(Projection):
+    """Each message's status; its phone sealed under the key of the patient or, for a
+    message that names none, of the phone's conversation; dropped on erasure."""
+
     name = "messages"
+    version = 2
+    personal_data = True
     tables = (MESSAGES.name,)
     handles = OUTBOUND | {"WhatsAppMessageReceived", "PatientErased"}
 
@@ -67,17 +81,43 @@ class MessagesProjection(Projection):
             },
         )
         erased: list[tuple[str, str]] = []
+        phones: list[tuple[Row, ProjectedEvent, str]] = []
         for e in events:
             if e.type == "PatientErased":
                 erased.append((e.clinic_id, e.data["patient_id"]))
                 continue
             row = _fold(messages, e)
             if row is not None:
+                if e.type in _PHONE_OF:
+                    phones.append((row, e, e.data[_PHONE_OF[e.type]]))
                 row["updated_at"] = e.recorded_at
                 messages.put(row)
+        await self._seal_phones(phones)
         await messages.flush(conn)
         if erased:
             await conn.execute(_FORGET, [k[0] for k in erased], [k[1] for k in erased])
+
+    async def _seal_phones(self, phones: list[tuple[Row, ProjectedEvent, str]]) -> None:
+        sealer = self.personal.sealer()
+        await sealer.load(e.key_id for _, e, _ in phones)
+        for row, e, phone in phones:
+            aad = message_phone_aad(e.clinic_id, row["message_id"])
+            subject = self._subject(e.clinic_id, row["patient_id"], phone)
+            row["phone_sealed"] = await sealer.seal(e.clinic_id, subject, e.key_id, aad, phone)
+
+    def _subject(self, clinic_id: str, patient_id: str | None, phone: Any) -> str:
+        """Whose data a message is (as ``adapters.shredding_store.subject_plan``): the
+        patient it names, else the conversation of its phone."""
+        if patient_id is not None:
+            return subject_id("patient", patient_id)
+        if not isinstance(phone, str) or phone == ERASED:
+            return subject_id("conversation", "")  # never used: nothing to seal
+        pseudonym = self.personal.pseudonymizer.pseudonym(clinic_id, "conversation", phone)
+        return subject_id("conversation", pseudonym)
+
+
+_PHONE_OF = {"WhatsAppMessageQueued": "to", "WhatsAppMessageReceived": "from_phone"}
+"""The events that carry a message's phone, and the field that holds it."""
 
 
 def _blank(e: ProjectedEvent, message_id: str, direction: str) -> Row:
@@ -93,7 +133,6 @@ def _fold(messages: Rows, e: ProjectedEvent) -> Row | None:
         row = _blank(e, inbound_id(d["provider_message_id"]), "inbound")
         row.update(
             patient_id=d.get("patient_id"),
-            phone=d["from_phone"],
             status="received",
             provider_message_id=d["provider_message_id"],
             received_at=at,
@@ -103,7 +142,6 @@ def _fold(messages: Rows, e: ProjectedEvent) -> Row | None:
         row = _blank(e, d["message_id"], "outbound")
         row.update(
             patient_id=d.get("patient_id"),
-            phone=d["to"],
             template_name=d.get("template_name"),
             language=d.get("language"),
             category=d.get("category"),

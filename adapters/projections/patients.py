@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
+from adapters.crypto.fields import ERASED, is_sealed
+from adapters.crypto.keys import subject_id
 from adapters.projections.base import (
     Conn,
     Counters,
+    Key,
     ProjectedEvent,
     Projection,
     Row,
     Rows,
     Table,
-    day_of,
 )
+from adapters.projections.personal import Sealer, value_aad, wanted_key_ids
 
 PROFILE = ("first_name", "last_name", "phone", "email", "date_of_birth", "notes", "tags")
+"""The profile fields, kept sealed together in ``profile_sealed`` (``personal``)."""
 
 PATIENTS = Table(
     "rm_patients",
@@ -25,13 +31,9 @@ PATIENTS = Table(
     [
         ("clinic_id", "text"),
         ("patient_id", "text"),
-        ("first_name", "text"),
-        ("last_name", "text"),
-        ("phone", "text"),
-        ("email", "text"),
-        ("date_of_birth", "date"),
-        ("notes", "text"),
-        ("tags", "jsonb"),
+        ("profile_sealed", "jsonb"),
+        ("phone_hash", "text"),
+        ("email_hash", "text"),
         ("lead_id", "text"),
         ("erased", "boolean"),
         ("created_at", "timestamptz"),
@@ -40,47 +42,103 @@ PATIENTS = Table(
 )
 
 
+def profile_aad(clinic_id: str, patient_id: str) -> bytes:
+    """Where a patient's sealed profile belongs (its associated data)."""
+    return value_aad(clinic_id, PATIENTS.name, patient_id, "profile")
+
+
 def _profile_value(name: str, value: Any) -> Any:
-    if name == "date_of_birth":
-        return day_of(value)
     if name == "tags":
         return list(value or [])
+    if isinstance(value, date):
+        return value.isoformat()  # sealed as JSON
     return value
 
 
+@dataclass
+class _Profile:
+    """A patient's profile in clear while a batch folds it, and the key to seal it with.
+
+    ``fields`` is ERASED when the stored profile could no longer be opened.
+    """
+
+    fields: dict[str, Any] | str | None
+    key_id: str | None
+
+
 class PatientsProjection(Projection):
-    """Each patient's profile, found by id, phone or e-mail; emptied on erasure."""
+    """Each patient's profile (sealed), found by id or by the keyed hash of its phone or
+    e-mail; hashes and profile are dropped on erasure."""
 
     name = "patients"
+    version = 2
+    personal_data = True
     tables = (PATIENTS.name,)
     handles = frozenset({"PatientRegistered", "PatientUpdated", "PatientErased"})
 
     async def apply(self, conn: Conn, events: Sequence[ProjectedEvent]) -> None:
         patients = Rows(PATIENTS)
         await patients.load(conn, {(e.clinic_id, e.data["patient_id"]) for e in events})
+        sealer = self.personal.sealer()
+        stored = [r["profile_sealed"] for r in patients.rows()]
+        await sealer.load([*wanted_key_ids(stored), *(e.key_id for e in events)])
+        profiles: dict[Key, _Profile] = {}
         for e in events:
             d = e.data
-            row = patients.get((e.clinic_id, d["patient_id"]))
+            key = (e.clinic_id, d["patient_id"])
+            row = patients.get(key)
             if e.type == "PatientRegistered":
-                row = {name: _profile_value(name, d.get(name)) for name in PROFILE}
-                row.update(
-                    clinic_id=e.clinic_id,
-                    patient_id=d["patient_id"],
-                    lead_id=d.get("lead_id"),
-                    erased=False,
-                    created_at=e.recorded_at,
-                )
+                fields = {name: _profile_value(name, d.get(name)) for name in PROFILE}
+                profiles[key] = _Profile(fields, e.key_id)
+                row = {
+                    "clinic_id": e.clinic_id,
+                    "patient_id": d["patient_id"],
+                    "lead_id": d.get("lead_id"),
+                    "erased": False,
+                    "created_at": e.recorded_at,
+                }
             elif row is None:
                 continue  # a patient's stream always starts with PatientRegistered
             elif e.type == "PatientUpdated":
-                for name, value in d["changes"].items():
-                    if name in PROFILE:
-                        row[name] = _profile_value(name, value)
+                profile = profiles.get(key) or await self._opened(sealer, row)
+                if isinstance(profile.fields, dict):
+                    for name, value in d["changes"].items():
+                        if name in PROFILE:
+                            profile.fields[name] = _profile_value(name, value)
+                profile.key_id = e.key_id or profile.key_id
+                profiles[key] = profile
             else:
-                row.update({name: _profile_value(name, None) for name in PROFILE}, erased=True)
+                profiles[key] = _Profile(None, None)
+                row["erased"] = True
             row["updated_at"] = e.recorded_at
             patients.put(row)
+        for key, profile in profiles.items():
+            row = patients.get(key)
+            assert row is not None
+            await self._seal(sealer, row, profile)
         await patients.flush(conn)
+
+    async def _opened(self, sealer: Sealer, row: Row) -> _Profile:
+        """The stored profile in clear (ERASED once its key was destroyed)."""
+        stored = row["profile_sealed"]
+        aad = profile_aad(row["clinic_id"], row["patient_id"])
+        fields = await sealer.open(row["clinic_id"], aad, stored)
+        return _Profile(fields, stored["kid"] if is_sealed(stored) else None)
+
+    async def _seal(self, sealer: Sealer, row: Row, profile: _Profile) -> None:
+        """Seal the profile and hash its phone and e-mail (nothing once erased)."""
+        clinic, patient = row["clinic_id"], row["patient_id"]
+        fields = None if row["erased"] else profile.fields
+        row.update(profile_sealed=fields, phone_hash=None, email_hash=None)
+        if not isinstance(fields, dict):
+            return  # erased: by the event, or its key was destroyed before we opened it
+        subject = subject_id("patient", patient)
+        aad = profile_aad(clinic, patient)
+        sealed = await sealer.seal(clinic, subject, profile.key_id, aad, fields)
+        row["profile_sealed"] = sealed
+        if sealed != ERASED:
+            row["phone_hash"] = self.personal.phone_hash(clinic, fields["phone"])
+            row["email_hash"] = self.personal.email_hash(clinic, fields["email"])
 
 
 RECENT_KEPT = 20

@@ -12,6 +12,11 @@ Leadership: one leader per projection across processes, by a session advisory lo
 held on a dedicated connection (which also LISTENs for append wake-ups). When that
 connection or its process dies, PostgreSQL releases the lock and another projector
 takes over.
+
+Versions: each checkpoint remembers the ``Projection.version`` its rows were written
+by. A projection whose code is newer (a migration changed its tables) is rebuilt
+from the first event by its leader before it applies anything else, exactly as
+``rebuild`` does.
 """
 
 from __future__ import annotations
@@ -21,15 +26,18 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from adapters.crypto.fields import sealed_key_ids
 from adapters.postgres.event_store import WAKE_CHANNEL, fetch_committed
 from adapters.projections.base import Conn, ProjectedEvent, Projection
+from adapters.projections.personal import PersonalData
+from adapters.shredding_store import CryptoShreddingEventStore
 from adapters.telemetry.metrics import set_projection_lag
 from domain.ports import EventStore
 from domain.upcasting import UPCASTERS, Upcasters
@@ -50,12 +58,22 @@ UPDATE projection_checkpoints
  WHERE name = $1
 """
 _ENSURE = """
-INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[])
+INSERT INTO projection_checkpoints (name, version) SELECT * FROM unnest($1::text[], $2::int[])
 ON CONFLICT (name) DO NOTHING
 """
 _POSITIONS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
+_CHECKPOINTS = """
+SELECT name, position, version FROM projection_checkpoints WHERE name = ANY($1::text[])
+"""
+_REBUILT = """
+UPDATE projection_checkpoints
+   SET position = $2, last_event_at = $3, events_applied = $4, version = $5, updated_at = now(),
+       rebuilt_at = now()
+ WHERE name = $1
+"""
 _LAG = f"""
-SELECT c.name, c.position, c.last_event_at, c.events_applied, c.updated_at, c.rebuilt_at,
+SELECT c.name, c.position, c.version, c.last_event_at, c.events_applied, c.updated_at,
+       c.rebuilt_at,
        (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.global_position > c.position
                               LIMIT {MAX_LAG_COUNT}) pending) AS behind,
        (SELECT e.recorded_at FROM events e WHERE e.global_position > c.position
@@ -107,9 +125,20 @@ def table_reader(pool: asyncpg.Pool, upcasters: Upcasters = UPCASTERS) -> EventR
 
 def store_reader(store: EventStore) -> EventReader:
     """Read through an ``EventStore`` (e.g. the crypto-shredding layer, which opens
-    sealed personal fields before the projections see them)."""
+    sealed personal fields before the projections see them).
+
+    Through the crypto-shredding store each event also says which subject key sealed
+    it (``ProjectedEvent.key_id``), so projections seal what they keep under that key.
+    """
 
     async def read(after: int, limit: int) -> list[ProjectedEvent]:
+        if isinstance(store, CryptoShreddingEventStore):
+            raw = await store.inner.read_all(after_position=after, limit=limit)
+            events = await store.open(raw)
+            key_ids = [_one(sealed_key_ids(e.data)) for e in raw]
+        else:
+            events = await store.read_all(after_position=after, limit=limit)
+            key_ids = [None] * len(events)
         return [
             ProjectedEvent(
                 e.global_position,
@@ -120,11 +149,24 @@ def store_reader(store: EventStore) -> EventReader:
                 e.event_type,
                 e.data,
                 e.recorded_at,
+                key_id,
             )
-            for e in await store.read_all(after_position=after, limit=limit)
+            for e, key_id in zip(events, key_ids, strict=True)
         ]
 
     return read
+
+
+def _one(key_ids: set[str]) -> str | None:
+    """The key that sealed an event (one subject per event; None: not sealed)."""
+    return next(iter(key_ids)) if len(key_ids) == 1 else None
+
+
+def personal_of(store: EventStore | None) -> PersonalData | None:
+    """The pseudonymizer and subject keys of a crypto-shredding store (None otherwise)."""
+    if isinstance(store, CryptoShreddingEventStore):
+        return PersonalData(store.pseudonymizer, store.keys)
+    return None
 
 
 # --- applying batches ------------------------------------------------------------------
@@ -147,7 +189,7 @@ class Projector:
         self.batch_size = batch_size
 
     async def ensure_checkpoints(self) -> None:
-        await self.pool.execute(_ENSURE, list(self.projections))
+        await _ensure(self.pool, self.projections.values())
 
     async def positions(self, names: Sequence[str] | None = None) -> dict[str, int]:
         names = list(names or self.projections)
@@ -157,14 +199,26 @@ class Projector:
     async def step(self, names: Sequence[str] | None = None) -> int:
         """Read one batch after the lowest checkpoint of ``names`` and apply it to each.
 
-        Returns how many events were read (0: every projection is caught up).
+        A projection whose rows an older version wrote is rebuilt first. Returns how
+        many events were read (0: every projection is caught up).
         """
         names = list(names or self.projections)
-        checkpoints = await self.positions(names)
-        missing = [n for n in names if n not in checkpoints]
-        if missing:
+        rows = {r["name"]: r for r in await self.pool.fetch(_CHECKPOINTS, names)}
+        if len(rows) < len(names):
             await self.ensure_checkpoints()
-            checkpoints.update(dict.fromkeys(missing, 0))
+            rows = {r["name"]: r for r in await self.pool.fetch(_CHECKPOINTS, names)}
+        checkpoints = {n: rows[n]["position"] for n in names}
+        for name in names:
+            projection = self.projections[name]
+            if rows[name]["version"] != projection.version:
+                log.info(
+                    "rebuilding projection %s: version %s -> %s",
+                    name,
+                    rows[name]["version"],
+                    projection.version,
+                )
+                done = await _rebuild(self.pool, projection, self.read, self.batch_size)
+                checkpoints[name] = done["position"]
         events = await self.read(min(checkpoints.values()), self.batch_size)
         for name in names:
             todo = [e for e in events if e.position > checkpoints[name]]
@@ -256,6 +310,7 @@ async def run_projector(
     *,
     projections: Sequence[Projection | str] | None = None,
     store: EventStore | None = None,
+    personal: PersonalData | None = None,
     batch_size: int = DEFAULT_BATCH,
     poll_interval: float = 0.5,
     leader_interval: float = 2.0,
@@ -269,13 +324,17 @@ async def run_projector(
     arrive (woken by NOTIFY,
     polling every ``poll_interval`` s as a fallback) and reports lag every
     ``lag_interval`` s. Events are read through ``store`` when given (so wrappers
-    such as crypto-shredding can open sealed fields), else from the table. The
-    leader connection comes from ``connect`` or, by default, is held from the pool.
+    such as crypto-shredding can open sealed fields), else from the table. Projections
+    named (or all) are built with ``personal``, by default the pseudonymizer and keys
+    of the crypto-shredding ``store``. The leader connection comes from ``connect``
+    or, by default, is held from the pool.
     """
     from adapters.projections import all_projections, get_projection
 
+    personal = personal or personal_of(store)
     chosen = [
-        get_projection(p) if isinstance(p, str) else p for p in (projections or all_projections())
+        get_projection(p, personal) if isinstance(p, str) else p
+        for p in (projections or all_projections(personal))
     ]
     reader = store_reader(store) if store is not None else table_reader(pool)
     projector = Projector(pool, chosen, reader=reader, batch_size=batch_size)
@@ -355,6 +414,7 @@ def _lag_row(r: asyncpg.Record) -> dict[str, Any]:
     return {
         "name": r["name"],
         "position": r["position"],
+        "version": r["version"],
         "lag_events": r["behind"],
         "lag_seconds": round(max(seconds, 0.0), 3),
         "last_event_at": r["last_event_at"],
@@ -366,12 +426,14 @@ def _lag_row(r: asyncpg.Record) -> dict[str, Any]:
 
 async def status(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     """Every projection: checkpoint, lag, and the leader (pid and application) if any."""
-    from adapters.projections import PROJECTION_NAMES
+    from adapters.projections import PROJECTION_NAMES, PROJECTION_TYPES
 
-    await pool.execute(_ENSURE, list(PROJECTION_NAMES))
+    await _ensure(pool, PROJECTION_TYPES)
     rows = await report_lag(pool, PROJECTION_NAMES)
     leaders = {r["objid"]: r for r in await pool.fetch(_LEADERS, LEADER_LOCK_CLASS)}
+    versions = {cls.name: cls.version for cls in PROJECTION_TYPES}
     for row in rows:
+        row["outdated"] = row["version"] != versions[row["name"]]
         leader = leaders.get(leader_key(row["name"])[1])
         row["leader"] = (
             {"pid": leader["pid"], "application": leader["application_name"]} if leader else None
@@ -384,22 +446,38 @@ async def rebuild(
     name: str,
     *,
     store: EventStore | None = None,
+    personal: PersonalData | None = None,
     batch_size: int = DEFAULT_BATCH,
 ) -> dict[str, Any]:
     """Rebuild one projection from the first event, in ONE transaction.
 
-    Its tables are emptied for every clinic and refilled, and its checkpoint is set,
-    before anything commits: readers keep seeing the old rows until the new ones are
-    complete, and a running leader waits on the checkpoint row, then carries on from
-    where the rebuild stopped. The open transaction holds the global read barrier, so
-    other projections (and ``min_position`` queries) pause until it commits.
+    Its tables are emptied for every clinic and refilled, and its checkpoint is set
+    (with the projection's current version), before anything commits: readers keep
+    seeing the old rows until the new ones are complete, and a running leader waits
+    on the checkpoint row, then carries on from where the rebuild stopped. The open
+    transaction holds the global read barrier, so other projections (and
+    ``min_position`` queries) pause until it commits. Events are read through
+    ``store`` when given; ``personal`` defaults to the store's (see ``run_projector``).
     """
     from adapters.projections import get_projection
 
-    projection = get_projection(name)
+    projection = get_projection(name, personal or personal_of(store))
     reader = store_reader(store) if store is not None else table_reader(pool)
+    return await _rebuild(pool, projection, reader, batch_size)
+
+
+async def _ensure(pool: asyncpg.Pool, projections: Iterable[Projection | type[Projection]]) -> None:
+    """Checkpoint rows for projections that have none (new ones start at their version)."""
+    chosen = list(projections)
+    await pool.execute(_ENSURE, [p.name for p in chosen], [p.version for p in chosen])
+
+
+async def _rebuild(
+    pool: asyncpg.Pool, projection: Projection, reader: EventReader, batch_size: int
+) -> dict[str, Any]:
+    name = projection.name
     started = time.perf_counter()
-    await pool.execute(_ENSURE, [name])
+    await _ensure(pool, [projection])
     applied = read = position = 0
     async with pool.acquire() as conn, conn.transaction():
         await conn.fetchval(_LOCK_CHECKPOINT, name)
@@ -413,16 +491,10 @@ async def rebuild(
             read += len(events)
             applied += len(relevant)
             position, last_at = events[-1].position, events[-1].recorded_at
-        await conn.execute(
-            "UPDATE projection_checkpoints SET position = $2, last_event_at = $3,"
-            " events_applied = $4, updated_at = now(), rebuilt_at = now() WHERE name = $1",
-            name,
-            position,
-            last_at,
-            applied,
-        )
+        await conn.execute(_REBUILT, name, position, last_at, applied, projection.version)
     return {
         "name": name,
+        "version": projection.version,
         "position": position,
         "events_read": read,
         "events_applied": applied,

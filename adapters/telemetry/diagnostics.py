@@ -1,9 +1,16 @@
 """Diagnostics: what ``/diagnostics``, ``/diagnostics/quick`` and ``/diagnostics/health`` serve.
 
 Budgets: ``quick()`` does no I/O and no await (≤ 2 ms); ``snapshot()`` awaits
-nothing slow (≤ 20 ms): it reads in-memory figures (the HTTP latency window, the
-metric objects, the span buffer, psutil) and the *cached* results of health checks
-and info providers. Those are refreshed
+nothing slow (≤ 20 ms): it assembles the *cached* figures (metric figures, HTTP
+latency window, process facts from psutil), the span buffer's counters and the
+*cached* results of health checks and info providers.
+
+While the background loop runs, the figures are recomputed once per
+``metrics_ttl`` in a thread (reading every metric family, or in multiprocess mode
+every worker's files, costs several ms; psutil reads ``/proc``), so concurrent
+snapshot requests share one computation instead of each doing it. Without the loop
+(tests, scripts) ``snapshot()`` computes them inline. Checks and providers are
+refreshed
 
 * by :meth:`Diagnostics.refresh` (single-flight, every check under a timeout),
 * in the background loop started with :meth:`Diagnostics.start` (the app's lifespan),
@@ -22,11 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -46,6 +56,8 @@ from adapters.telemetry.redaction import redact_text
 from adapters.telemetry.span_buffer import SpanBuffer
 
 InfoProvider = Callable[[], Awaitable[Mapping[str, Any]]]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 HEALTHY, DEGRADED, UNHEALTHY, STARTING = "healthy", "degraded", "unhealthy", "starting"
 
@@ -124,7 +136,8 @@ class Diagnostics:
         self._refreshing: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._loop_lag_ms: float | None = None
-        self._samples_cache: tuple[float, Samples] | None = None
+        self._figures: tuple[float, dict[str, Any]] | None = None  # (monotonic, sections)
+        self._figures_lock = threading.Lock()
 
     # --- registration ----------------------------------------------------------
 
@@ -165,12 +178,12 @@ class Diagnostics:
     async def refresh(self, *, force: bool = False) -> None:
         """Re-run stale (or, with ``force``, all) checks and providers; single-flight."""
         if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.create_task(self._refresh(force))
+            self._refreshing = _detached_task(self._refresh(force))
         await asyncio.shield(self._refreshing)
 
     def _kick_refresh(self) -> None:
         if self._stale(time.monotonic()) and (self._refreshing is None or self._refreshing.done()):
-            self._refreshing = asyncio.create_task(self._refresh(False))
+            self._refreshing = _detached_task(self._refresh(False))
 
     async def _refresh(self, force: bool) -> None:
         now = time.monotonic()
@@ -211,7 +224,7 @@ class Diagnostics:
     async def start(self) -> None:
         """Start the background refresher (call from the app's lifespan)."""
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.create_task(self._loop(), name="diagnostics-refresh")
+            self._loop_task = _detached_task(self._loop(), name="diagnostics-refresh")
 
     async def stop(self) -> None:
         """Stop the background refresher and any refresh in flight."""
@@ -224,12 +237,20 @@ class Diagnostics:
 
     async def _loop(self) -> None:
         interval = self.config.loop_interval
+        await self._refresh_figures()
         while True:
             before = time.monotonic()
             await asyncio.sleep(interval)
             self._loop_lag_ms = max(0.0, (time.monotonic() - before - interval) * 1000)
             self._kick_refresh()
-            await self._refresh_samples()
+            if self._figures_age() >= self.config.metrics_ttl:
+                await self._refresh_figures()
+
+    async def _refresh_figures(self) -> None:
+        try:
+            await asyncio.to_thread(self._compute_figures)
+        except Exception:  # keep the last figures; the next turn tries again
+            log.exception("computing the diagnostics figures failed")
 
     # --- reports ---------------------------------------------------------------
 
@@ -288,24 +309,58 @@ class Diagnostics:
         """The full picture from cached and in-memory data (see module docstring)."""
         started = time.perf_counter()
         self._kick_refresh()
-        samples = self._samples()
+        cached = self._current_figures()
+        now = time.monotonic()
+        checks = {n: c.report(now) for n, c in self._checks.items() if c.kind == "external"}
         snap: dict[str, Any] = {
             **self._service_info(),
-            "process": self._process_info(),
-            "http": self.http.summary(),
-            "business": figures.business(samples),
-            "cqrs": figures.cqrs(samples),
-            "ai": figures.ai(samples),
-            "projections": self._provided("projections") or figures.projections(samples),
-            "workflows": {**figures.workflows(samples), **(self._provided("workflows") or {})},
-            "external": self._external(samples),
+            "process": {**cached["process"], **self._live_process_info()},
+            "http": cached["http"],
+            "business": cached["business"],
+            "cqrs": cached["cqrs"],
+            "ai": cached["ai"],
+            "projections": self._provided("projections") or cached["projections"],
+            "workflows": {**cached["workflows"], **(self._provided("workflows") or {})},
+            "external": {**cached["external"], "checks": checks},
             "health": self._health_report(),
             "traces": self.span_buffer.stats() if self.span_buffer else None,
         }
         for section in self._providers.keys() - {"projections", "workflows"}:
             snap[section] = self._provided(section)
+        snap["figuresAgeSeconds"] = round(self._figures_age(), 3)
         snap["generatedInMs"] = round((time.perf_counter() - started) * 1000, 3)
         return snap
+
+    # --- figures (cached while the loop runs) ------------------------------------
+
+    def _figures_age(self) -> float:
+        cached = self._figures
+        return time.monotonic() - cached[0] if cached is not None else float("inf")
+
+    def _current_figures(self) -> dict[str, Any]:
+        """The loop's figures while they are fresh; computed here otherwise."""
+        cached = self._figures
+        looping = self._loop_task is not None and not self._loop_task.done()
+        if looping and cached is not None and self._figures_age() <= self.config.metrics_ttl * 5:
+            return cached[1]
+        return self._compute_figures()
+
+    def _compute_figures(self) -> dict[str, Any]:
+        """Every section derived from metrics, the HTTP window and psutil (thread-safe)."""
+        with self._figures_lock:
+            samples = self._samples()
+            sections: dict[str, Any] = {
+                "process": self._process_stats(),
+                "http": self.http.summary(),
+                "business": figures.business(samples),
+                "cqrs": figures.cqrs(samples),
+                "ai": figures.ai(samples),
+                "projections": figures.projections(samples),
+                "workflows": figures.workflows(samples),
+                "external": self._external(samples),
+            }
+            self._figures = (time.monotonic(), sections)
+            return sections
 
     def _service_info(self) -> dict[str, Any]:
         return {
@@ -317,7 +372,8 @@ class Diagnostics:
             "multiprocessMetrics": multiprocess_dir() is not None,
         }
 
-    def _process_info(self) -> dict[str, Any]:
+    def _process_stats(self) -> dict[str, Any]:
+        """psutil's view (reads ``/proc``); CPU is the share since the previous reading."""
         proc = self._process
         with proc.oneshot():
             info: dict[str, Any] = {
@@ -327,15 +383,20 @@ class Diagnostics:
             }
             if hasattr(proc, "num_fds"):
                 info["openFds"] = proc.num_fds()
-        try:
-            info["asyncioTasks"] = len(asyncio.all_tasks())
-        except RuntimeError:
-            info["asyncioTasks"] = None
-        info["eventLoopLagMs"] = (
-            round(self._loop_lag_ms, 3) if self._loop_lag_ms is not None else None
-        )
-        info["inFlightRequests"] = self.in_flight
         return info
+
+    def _live_process_info(self) -> dict[str, Any]:
+        """What only the event loop's thread can read, read now."""
+        try:
+            tasks: int | None = len(asyncio.all_tasks())
+        except RuntimeError:
+            tasks = None
+        lag = self._loop_lag_ms
+        return {
+            "asyncioTasks": tasks,
+            "eventLoopLagMs": round(lag, 3) if lag is not None else None,
+            "inFlightRequests": self.in_flight,
+        }
 
     def _provided(self, section: str) -> dict[str, Any] | None:
         provider = self._providers.get(section)
@@ -350,8 +411,6 @@ class Diagnostics:
         }
 
     def _external(self, samples: Samples) -> dict[str, Any]:
-        now = time.monotonic()
-        checks = {n: c.report(now) for n, c in self._checks.items() if c.kind == "external"}
         return {
             "requests": figures.by_label(
                 samples, "medicalcor_external_service_requests_total", "service"
@@ -363,34 +422,32 @@ class Diagnostics:
                 figures.is_failure,
             ),
             "recent": external_outcomes().summary(),
-            "checks": checks,
         }
 
     def _samples(self) -> Samples:
         """Current metric samples: own objects, or all workers' files in multiprocess mode.
 
-        Reading every worker's files costs more than the snapshot budget allows on a
-        busy host, so in multiprocess mode the background loop reads them in a
-        thread and the snapshot uses that copy; only a missing or very old copy
-        (no loop running) is read inline.
-        """
-        if multiprocess_dir() is None:
-            out: Samples = {}
-            for family in self.metrics.families():
-                for metric in family.collect():
-                    for s in metric.samples:
-                        out.setdefault(s.name, []).append((s.labels, s.value))
-            return out
-        cached = self._samples_cache
-        max_age = self.config.metrics_ttl * 5
-        if cached is None or time.monotonic() - cached[0] > max_age:
-            cached = self._samples_cache = (time.monotonic(), _read_multiprocess())
-        return cached[1]
-
-    async def _refresh_samples(self) -> None:
+        Only ``medicalcor_*`` families: the figures read nothing else, and the HTTP
+        histogram (routes × buckets) alone would cost more than all of them."""
         if multiprocess_dir() is not None:
-            samples = await asyncio.to_thread(_read_multiprocess)
-            self._samples_cache = (time.monotonic(), samples)
+            return _read_multiprocess()
+        out: Samples = {}
+        for family in self.metrics.families():
+            if not next(iter(family.describe())).name.startswith("medicalcor_"):
+                continue
+            for metric in family.collect():
+                for s in metric.samples:
+                    out.setdefault(s.name, []).append((s.labels, s.value))
+        return out
+
+
+def _detached_task(coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]:
+    """A background task outside the caller's context.
+
+    Started from a request, a task would inherit its trace: every health-check query
+    would hang under whichever ``/diagnostics`` request happened to kick the refresh
+    (often long finished). With an empty context they are traces of their own."""
+    return asyncio.get_running_loop().create_task(coro, name=name, context=contextvars.Context())
 
 
 def _read_multiprocess() -> Samples:

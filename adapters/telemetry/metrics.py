@@ -28,10 +28,11 @@ Worker and projector processes expose the same registry on their own port with
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -285,6 +286,13 @@ class Metrics:
             buckets=SLOW_BUCKETS,
             registry=r,
         )
+        self.outbox_relayed = Counter(
+            "medicalcor_outbox_relayed_total",
+            "Queued WhatsApp messages the outbox relay acted on: started (their delivery"
+            " workflow, which nothing had started), expired or abandoned (recorded failed).",
+            ["outcome"],
+            registry=r,
+        )
 
     def token(self, metric: str, label: str, value: object) -> str:
         """A free-form label value, made safe and bounded (see ``labels.py``)."""
@@ -462,6 +470,12 @@ def record_activity(activity: str, status: str, seconds: float) -> None:
     m.activity_duration.labels(act).observe(seconds)
 
 
+def record_outbox_relayed(outcome: str) -> None:
+    """The outbox relay started a message's delivery, or recorded it failed."""
+    m = get_metrics()
+    m.outbox_relayed.labels(m.token("outbox", "outcome", outcome)).inc()
+
+
 def set_health_check(check: str, up: bool) -> None:
     """Export a health check's latest result (readiness alerts use it)."""
     m = get_metrics()
@@ -493,14 +507,40 @@ def exposition_registry() -> Collector:
     return _exposition
 
 
+_collect_hooks: list[Callable[[], object]] = []
+_log = logging.getLogger(__name__)
+
+
+def add_collect_hook(hook: Callable[[], object]) -> None:
+    """Run ``hook`` before every render (e.g. to move buffered values into metrics)."""
+    if hook not in _collect_hooks:
+        _collect_hooks.append(hook)
+
+
+def remove_collect_hook(hook: Callable[[], object]) -> None:
+    """Stop running a hook given to :func:`add_collect_hook`."""
+    if hook in _collect_hooks:
+        _collect_hooks.remove(hook)
+
+
+def _run_collect_hooks() -> None:
+    for hook in list(_collect_hooks):
+        try:
+            hook()
+        except Exception:  # a scrape still answers with what is there
+            _log.exception("metrics collect hook failed")
+
+
 def render_metrics(accept: str | None) -> tuple[bytes, str]:
     """Prometheus text, or OpenMetrics when ``accept`` asks for it: (body, content type)."""
+    _run_collect_hooks()
     encoder, content_type = choose_encoder(accept or "")
     return encoder(exposition_registry()), content_type
 
 
 def metrics_as_json(prefixes: Iterable[str] = ()) -> dict[str, Any]:
     """The exposed metrics as JSON: ``{"metrics": [{name, type, help, samples}]}``."""
+    _run_collect_hooks()
     wanted = tuple(prefixes)
     families = []
     for family in exposition_registry().collect():

@@ -17,7 +17,8 @@ So the worker exposes two endpoints: the Temporal SDK's own metrics
 (``medicalcor_activities_total`` ...) served by
 :func:`~adapters.telemetry.metrics.start_metrics_server`.
 The API's client gets the same interceptor, so ``medicalcor_workflows_started_total``
-counts starts where they happen.
+counts starts where they happen; the API has one port only, so its client's SDK
+metrics go through :mod:`adapters.telemetry.temporal_sdk` into its ``/metrics``.
 """
 
 from __future__ import annotations

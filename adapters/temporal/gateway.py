@@ -59,6 +59,7 @@ from adapters.temporal.plan import StepLike, validate_plan
 from adapters.temporal.search_attributes import CLINIC_ID, workflow_attributes
 from domain.cqrs import CommandContext
 from domain.errors import Conflict, InvalidArguments, NotFound
+from domain.functions.approval import ALWAYS_HELD, needs_approval
 from domain.functions.registry import Registry
 from domain.workflow_port import (
     CatalogueWorkflow,
@@ -139,7 +140,7 @@ class TemporalWorkflowGateway:
             BookingInput,
             {
                 **fields,
-                "caller": _caller(context),
+                "caller": _caller(context, delegated=True),
                 "appointment_id": appointment_id,
                 "messaging_task_queue": self._settings.task_queue("messaging"),
             },
@@ -232,7 +233,13 @@ class TemporalWorkflowGateway:
         fields = _snake(raw)
         function = fields.get("function")
         if self._registry is not None and isinstance(function, str):
-            fields["side_effect"] = self._registry.get(function).side_effect
+            side_effect = self._registry.get(function).side_effect
+            fields["side_effect"] = side_effect
+            arguments = fields.get("arguments")
+            if isinstance(arguments, dict):  # else the validation below names the field
+                fields["held"] = side_effect not in ALWAYS_HELD and needs_approval(
+                    function, side_effect, arguments
+                )
         return _validate(PlanStep, fields, prefix=f"steps[{index}]")
 
     async def start_message_delivery(
@@ -244,7 +251,9 @@ class TemporalWorkflowGateway:
             return await self._start(
                 context,
                 MESSAGE_DELIVERY_WORKFLOW,
-                MessageDeliveryInput(caller=_caller(context), message_id=message_id),
+                MessageDeliveryInput(
+                    caller=_caller(context, delegated=True), message_id=message_id
+                ),
                 workflow_id=workflow_id,
                 queue="messaging",
                 reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -404,11 +413,17 @@ async def _closing_error(handle: WorkflowHandle[Any, Any], state: str) -> dict[s
     return {"code": "EXECUTION_ERROR", "message": f"the workflow ended: {state}"}
 
 
-def _caller(context: CommandContext) -> Caller:
+def _caller(context: CommandContext, *, delegated: bool = False) -> Caller:
+    """Who a workflow acts for. ``delegated``: the workflow's commands are the function's
+    own documented effects (a booking's hold, confirmation message and reminders; the
+    delivery of a message already queued), authorised when the function was called, so
+    they run without re-checking the caller's scopes (a ``write`` key that books also
+    sends the confirmation). Plans and catalogue workflows keep the caller's scopes:
+    each of their steps is checked again."""
     return Caller(
         clinic_id=context.clinic_id,
         actor=context.actor,
-        scopes=sorted(context.scopes),
+        scopes=[] if delegated else sorted(context.scopes),
         correlation_id=context.correlation_id,
     )
 

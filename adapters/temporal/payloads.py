@@ -113,11 +113,15 @@ class PlanStep(_Payload):
     arguments: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     side_effect: SideEffect = "write"
+    held: bool = False
+    """Waits for approval under a ``require_approval`` policy even though its side effect
+    alone would not (update_patient, a consent withdrawal: ``domain.functions.approval``).
+    Absent from plans started before it existed: they keep their behaviour on replay."""
 
 
 class PlanPolicy(_Payload):
     require_approval: bool = False
-    """Outbound and destructive steps wait for ``approve_step`` / ``reject_step``."""
+    """Outbound, destructive and ``held`` steps wait for ``approve_step`` / ``reject_step``."""
     approval_timeout_s: int = 24 * 3600
     max_steps_per_run: int = 50
     """Continue-as-new after this many finished steps, keeping history small."""

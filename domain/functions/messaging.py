@@ -90,7 +90,11 @@ async def send_whatsapp(args: SendWhatsAppArgs, ctx: FunctionContext) -> SendWha
 
     Consent-gated: marketing templates need the patient's marketing_whatsapp consent,
     reminders appointment_reminders, everything else data_processing; a missing one
-    answers CONSENT_REQUIRED with what to ask. The message is recorded in the outbox
+    answers CONSENT_REQUIRED with what to ask. Limited per person: a template is not
+    sent again within its cooldown (marketing: 7 days) and a person gets a bounded
+    number of messages a day (booking confirmations, reminders and receipts are never
+    held back); either limit answers RATE_LIMITED with retryAfter (seconds), the
+    template and the limit, and nothing is sent. The message is recorded in the outbox
     and delivered through the WhatsApp provider; the result has its id and the
     delivery workflow's id.
     """

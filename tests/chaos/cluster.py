@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -295,7 +296,12 @@ class Cluster:
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o755)  # PostgreSQL runs as another user when we are root
         self.ports = Ports()
-        self.postgres = Postgres(self.state / "pgdata")
+        # The data directory lives outside pytest's base temp: PostgreSQL runs as
+        # another user when we are root, and pytest resets its base directory to 0700
+        # whenever a pytest session starts on this machine.
+        self._pg_root = Path(tempfile.mkdtemp(prefix="medicalcor-chaos-pg-"))
+        self._pg_root.chmod(0o755)
+        self.postgres = Postgres(self._pg_root / "pgdata")
         self.temporal = TemporalServer(self.state, self.ports.temporal)
         self.task_queue_prefix = f"chaos-{uuid.uuid4().hex[:8]}"
         self.secret_key = secrets.token_urlsafe(32)
@@ -343,6 +349,8 @@ class Cluster:
                 await asyncio.to_thread(self.postgres.stop, "fast")
             except Exception:
                 await asyncio.to_thread(self.postgres.stop, "kill")
+        if self.postgres.postmaster_pid() is None:
+            shutil.rmtree(self._pg_root, ignore_errors=True)
 
     @property
     def settings(self) -> Any:

@@ -22,7 +22,9 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.cqrs import CommandBus, QueryBus
+from adapters.crypto.keys import PostgresSubjectKeyStore
 from adapters.postgres.event_store import PostgresEventStore
+from adapters.projections import PersonalData
 from adapters.projections.runner import run_projector
 from adapters.pseudonym import HmacPseudonymizer
 from adapters.temporal.gateway import TemporalWorkflowGateway
@@ -96,11 +98,15 @@ async def stack(
     settings = settings_for_test(rate_limit_per_key_per_s=1000.0, rate_limit_burst=1000)
     pseudonymizer = HmacPseudonymizer(settings.secret_key.encode())
     commands = CommandBus(event_store, pool=pg_pool, pseudonymizer=pseudonymizer)
-    queries = QueryBus(pg_pool, pseudonymizer=pseudonymizer)
+    keys = PostgresSubjectKeyStore.from_secret(pg_pool, settings.secret_key)
+    queries = QueryBus(pg_pool, pseudonymizer=pseudonymizer, keys=keys)
     workflows = TemporalWorkflowGateway(temporal_env.client, settings, registry=REGISTRY)
     await _seed(commands)
     stop = asyncio.Event()
-    projector = asyncio.create_task(run_projector(pg_pool, stop, poll_interval=0.05))
+    personal = PersonalData(pseudonymizer, keys)
+    projector = asyncio.create_task(
+        run_projector(pg_pool, stop, personal=personal, poll_interval=0.05)
+    )
     counts = {name: len(t.params) for name, t in TEMPLATES.items()}
     with Fake360Dialog(templates=counts) as fake:
         async with WhatsAppClient(fake.api_key, base_url=fake.url + "/v1") as whatsapp:

@@ -14,9 +14,10 @@ import pytest
 import pytest_asyncio
 
 from adapters.cqrs import CommandBus, ProjectionsBehind, QueryBus
+from adapters.crypto.keys import PostgresSubjectKeyStore
 from adapters.postgres.event_store import PostgresEventStore
 from adapters.postgres.pool import create_pool
-from adapters.projections import run_projector
+from adapters.projections import PersonalData, run_projector
 from adapters.pseudonym import HmacPseudonymizer
 from adapters.telemetry.metrics import get_metrics
 from domain.aggregates import Lead
@@ -43,7 +44,8 @@ from domain.queries import GetPatient, PatientView
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PSEUDO = HmacPseudonymizer(b"cqrs-test-secret-0123456789")
+SECRET = "cqrs-test-secret-0123456789"
+PSEUDO = HmacPseudonymizer(SECRET.encode())
 
 
 def new_id(prefix: str) -> str:
@@ -59,9 +61,14 @@ def bus(event_store: PostgresEventStore, pg_pool: asyncpg.Pool) -> CommandBus:
     return CommandBus(event_store, pool=pg_pool, pseudonymizer=PSEUDO)
 
 
+def keys_for(pool: asyncpg.Pool) -> PostgresSubjectKeyStore:
+    """The subject keys the read models seal personal values with (and queries open)."""
+    return PostgresSubjectKeyStore.from_secret(pool, SECRET)
+
+
 @pytest.fixture
 def queries(pg_pool: asyncpg.Pool) -> QueryBus:
-    return QueryBus(pg_pool, pseudonymizer=PSEUDO, wait_timeout=5.0)
+    return QueryBus(pg_pool, pseudonymizer=PSEUDO, keys=keys_for(pg_pool), wait_timeout=5.0)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -69,7 +76,14 @@ async def projector(pg_pool: asyncpg.Pool) -> AsyncIterator[asyncio.Task[None]]:
     """A projector that only wakes on NOTIFY (its polling fallback is 30 s away)."""
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_projector(pg_pool, stop, poll_interval=30.0, leader_interval=0.1, lag_interval=5.0)
+        run_projector(
+            pg_pool,
+            stop,
+            personal=PersonalData(PSEUDO, keys_for(pg_pool)),
+            poll_interval=30.0,
+            leader_interval=0.1,
+            lag_interval=5.0,
+        )
     )
     yield task
     stop.set()
@@ -412,7 +426,9 @@ async def test_authorisation_comes_before_the_cache(
 async def test_the_cache_is_per_clinic_and_bounded(
     bus: CommandBus, pg_pool: asyncpg.Pool, projector: asyncio.Task[None]
 ) -> None:
-    small = QueryBus(pg_pool, cache_size=2, wait_timeout=5.0)
+    small = QueryBus(
+        pg_pool, pseudonymizer=PSEUDO, keys=keys_for(pg_pool), cache_size=2, wait_timeout=5.0
+    )
     one, other = context(), context()
     p1 = await bus.execute(RegisterPatient(patient_id="p-1", first_name="Ana"), one)
     p2 = await bus.execute(RegisterPatient(patient_id="p-1", first_name="Ion"), other)

@@ -16,10 +16,12 @@ import asyncpg
 import pytest
 
 from adapters.cqrs import CommandBus, QueryBus
+from adapters.crypto.keys import PostgresSubjectKeyStore
 from adapters.postgres.event_store import PostgresEventStore
 from adapters.postgres.pool import connect
 from adapters.projections import (
     PROJECTION_TYPES,
+    PersonalData,
     ProjectedEvent,
     Projector,
     all_projections,
@@ -72,7 +74,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 NOW = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)  # Monday, 10:00 in Bucharest
 TUESDAY = date(2025, 3, 4)
 BUCHAREST = ZoneInfo("Europe/Bucharest")
-PSEUDO = HmacPseudonymizer(b"projection-test-secret-0123")
+SECRET = "projection-test-secret-0123"
+PSEUDO = HmacPseudonymizer(SECRET.encode())
 PHONE_A, PHONE_B, PHONE_C = "+40721000001", "+40721000002", "+40721000003"
 
 
@@ -84,12 +87,21 @@ def bus_for(store: PostgresEventStore, pool: asyncpg.Pool) -> CommandBus:
     return CommandBus(store, pool=pool, pseudonymizer=PSEUDO, clock=lambda: NOW)
 
 
+def keys_for(pool: asyncpg.Pool) -> PostgresSubjectKeyStore:
+    return PostgresSubjectKeyStore.from_secret(pool, SECRET)
+
+
+def personal_for(pool: asyncpg.Pool) -> PersonalData:
+    """Events here are stored unsealed: the projections seal under the subjects' keys."""
+    return PersonalData(PSEUDO, keys_for(pool))
+
+
 def queries_for(pool: asyncpg.Pool, now: datetime = NOW) -> QueryBus:
-    return QueryBus(pool, pseudonymizer=PSEUDO, clock=lambda: now, cache_ttl=0)
+    return QueryBus(pool, pseudonymizer=PSEUDO, keys=keys_for(pool), clock=lambda: now, cache_ttl=0)
 
 
 async def catch_up(pool: asyncpg.Pool, batch_size: int = 7) -> int:
-    projector = Projector(pool, all_projections(), batch_size=batch_size)
+    projector = Projector(pool, all_projections(personal_for(pool)), batch_size=batch_size)
     await projector.ensure_checkpoints()
     return await projector.catch_up()
 
@@ -363,22 +375,29 @@ async def test_an_erased_patient_leaves_no_personal_data_in_the_read_models(
     ask = queries_for(pg_pool).ask
     assert await ask(GetPatient(patient_id="p1"), ctx, min_position=erased.position) is None
     row = await pg_pool.fetchrow(
-        "SELECT first_name, phone, email, erased FROM rm_patients"
+        "SELECT profile_sealed, phone_hash, email_hash, erased FROM rm_patients"
         " WHERE clinic_id = $1 AND patient_id = 'p1'",
         ctx.clinic_id,
     )
     assert row is not None
-    assert dict(row) == {"first_name": None, "phone": None, "email": None, "erased": True}
+    assert dict(row) == {
+        "profile_sealed": None,
+        "phone_hash": None,
+        "email_hash": None,
+        "erased": True,
+    }
     consents = await pg_pool.fetch(
-        "SELECT phone, ip_address, status FROM rm_consents"
+        "SELECT phone_hash, ip_address_sealed, status FROM rm_consents"
         " WHERE clinic_id = $1 AND patient_id = 'p1'",
         ctx.clinic_id,
     )
-    assert consents and all(r["phone"] is None and r["ip_address"] is None for r in consents)
+    assert consents
+    assert all(r["phone_hash"] is None and r["ip_address_sealed"] is None for r in consents)
     phones = await pg_pool.fetch(
-        "SELECT phone FROM rm_messages WHERE clinic_id = $1 AND patient_id = 'p1'", ctx.clinic_id
+        "SELECT phone_sealed FROM rm_messages WHERE clinic_id = $1 AND patient_id = 'p1'",
+        ctx.clinic_id,
     )
-    assert phones and all(r["phone"] is None for r in phones)
+    assert phones and all(r["phone_sealed"] is None for r in phones)
 
 
 async def test_two_clinics_with_the_same_ids_never_mix(
@@ -431,7 +450,7 @@ async def test_rebuild_equals_live(event_store: PostgresEventStore, pg_pool: asy
     live = await dump(pg_pool)
     assert all(live[t] for t in ("rm_leads", "lead_stats_totals", "rm_slot_occupancy"))
     for cls in PROJECTION_TYPES:
-        result = await rebuild(pg_pool, cls.name)
+        result = await rebuild(pg_pool, cls.name, personal=personal_for(pg_pool))
         assert result["events_applied"] > 0
     rebuilt = await dump(pg_pool)
     assert rebuilt == live
@@ -515,6 +534,7 @@ async def test_two_projectors_one_leader_per_projection_and_failover(
             run_projector(
                 pg_pool,
                 stops[who],
+                personal=personal_for(pg_pool),
                 poll_interval=0.1,
                 leader_interval=0.1,
                 connect=connector(who),

@@ -24,8 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from adapters.api_keys import ApiKeyStore
 from adapters.cqrs import CommandBus, QueryBus
+from adapters.crypto.keys import PostgresSubjectKeyStore
 from adapters.postgres.event_store import PostgresEventStore
-from adapters.projections import Projector, all_projections, run_projector
+from adapters.projections import PersonalData, Projector, all_projections, run_projector
 from adapters.projections import status as projection_status
 from adapters.pseudonym import HmacPseudonymizer
 from adapters.settings import Settings
@@ -53,6 +54,7 @@ from domain.events import ConsentType
 from domain.functions.registry import REGISTRY
 from domain.queries import CheckConsent, GetMessageStatus, GetPatientActivity
 from tests.fakes import cloud_webhook, sign_webhook, status_update, text_message, webhook_body
+from tests.fixtures.temporal import TEST_SECRET
 from workflows.worker import WorkerResources, build_workers, running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -158,7 +160,11 @@ class Stack:
 async def projector_running(pg_pool: asyncpg.Pool) -> AsyncIterator[None]:
     """The projector, as in production: webhooks read the read models it keeps."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_projector(pg_pool, stop, poll_interval=0.05))
+    personal = PersonalData(  # the stack's secret (settings_for_test)
+        HmacPseudonymizer(TEST_SECRET.encode()),
+        PostgresSubjectKeyStore.from_secret(pg_pool, TEST_SECRET),
+    )
+    task = asyncio.create_task(run_projector(pg_pool, stop, personal=personal, poll_interval=0.05))
     for _ in range(200):  # until it leads every projection (it campaigns on start)
         if all(row["leader"] for row in await projection_status(pg_pool)):
             break
@@ -183,8 +189,9 @@ async def stack(
     pseudonymizer = HmacPseudonymizer(settings.secret_key.encode())
     store = PostgresEventStore(pg_pool)
     commands = CommandBus(store, pool=pg_pool, pseudonymizer=pseudonymizer)
-    queries = QueryBus(pg_pool, pseudonymizer=pseudonymizer)
-    projector = Projector(pg_pool, all_projections())
+    keys = PostgresSubjectKeyStore.from_secret(pg_pool, settings.secret_key)
+    queries = QueryBus(pg_pool, pseudonymizer=pseudonymizer, keys=keys)
+    projector = Projector(pg_pool, all_projections(PersonalData(pseudonymizer, keys)))
     workflows = TemporalWorkflowGateway(temporal_env.client, settings, registry=REGISTRY)
     mapped_clinic = new_id("clinic-mapped")
     app = FastAPI()

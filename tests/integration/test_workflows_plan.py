@@ -197,12 +197,17 @@ async def test_long_plans_continue_as_new_and_large_results_are_compacted(
     async with running(build_workers(temporal_env.client, temporal_settings, world.resources)):
         started = await gateway.start_plan(clinic.context, plan)
         status = await finished(temporal_env.client, gateway, clinic.clinic_id, started.workflow_id)
-        runs = [
-            e
-            async for e in temporal_env.client.list_workflows(
-                f"WorkflowId = '{started.workflow_id}'"
-            )
-        ]
+        # Visibility is eventually consistent: the last runs may be listed a moment later.
+        for _ in range(100):
+            runs = [
+                e
+                async for e in temporal_env.client.list_workflows(
+                    f"WorkflowId = '{started.workflow_id}'"
+                )
+            ]
+            if len(runs) >= 3:
+                break
+            await asyncio.sleep(0.05)
     states = by_id(status)
     assert status.status == "completed"
     assert len(runs) >= 3  # continued as new at least twice
@@ -212,3 +217,69 @@ async def test_long_plans_continue_as_new_and_large_results_are_compacted(
     assert states["ref_big"].error["code"] == "INVALID_ARGUMENTS"
     scored = [e for e in await world.all_events(clinic.clinic_id) if e.event_type == "LeadScored"]
     assert len(scored) == 6  # each step ran exactly once across the runs
+
+
+async def test_patient_changes_and_consent_withdrawals_wait_for_approval_too(
+    temporal_env: WorkflowEnvironment, temporal_settings: Settings, world: World
+) -> None:
+    """update_patient and record_consent(withdrawn) are held; a grant runs at once."""
+    clinic = await seed_clinic(world.commands)
+    gateway = TemporalWorkflowGateway(temporal_env.client, temporal_settings, registry=REGISTRY)
+
+    def consent(status: str) -> dict[str, object]:
+        return {
+            "function": "record_consent",
+            "arguments": {
+                "patientId": clinic.patient_id,
+                "phone": clinic.phone,
+                "consentType": "marketing_whatsapp",
+                "status": status,
+                "source": "in_person",
+            },
+        }
+
+    plan = {
+        "policy": {"requireApproval": True},
+        "steps": [
+            {"stepId": "grant", **consent("granted")},
+            {"stepId": "withdraw", **consent("withdrawn"), "dependsOn": ["grant"]},
+            {
+                "stepId": "edit",
+                "function": "update_patient",
+                "arguments": {"patientId": clinic.patient_id, "updates": {"notes": "vip"}},
+            },
+        ],
+    }
+    async with running(build_workers(temporal_env.client, temporal_settings, world.resources)):
+        started = await gateway.start_plan(clinic.context, plan)
+        wid = started.workflow_id
+        for _ in range(200):
+            steps = by_id(await gateway.status(clinic.clinic_id, wid))
+            if steps["withdraw"].status == "waiting_approval":
+                break
+            await asyncio.sleep(0.05)
+        assert steps["grant"].status == "completed"
+        assert (steps["withdraw"].status, steps["edit"].status) == (
+            "waiting_approval",
+            "waiting_approval",
+        )
+        events = await world.all_events(clinic.clinic_id)
+        assert "PatientUpdated" not in [e.event_type for e in events]
+        assert withdrawals(events) == 0
+        rejected = await gateway.decide_step(
+            clinic.clinic_id, wid, "withdraw", approve=False, reason="patient changed mind"
+        )
+        approved = await gateway.decide_step(
+            clinic.clinic_id, wid, "edit", approve=True, reason=None
+        )
+        assert (rejected.status, approved.status) == ("skipped", "completed")
+        await finished(temporal_env.client, gateway, clinic.clinic_id, wid)
+    events = await world.all_events(clinic.clinic_id)
+    assert [e.event_type for e in events].count("PatientUpdated") == 1
+    assert withdrawals(events) == 0
+
+
+def withdrawals(events: list[Any]) -> int:
+    return sum(
+        e.event_type == "ConsentRecorded" and e.data.get("status") == "withdrawn" for e in events
+    )

@@ -16,12 +16,12 @@ from typing import Any
 
 from adapters.audit import AuditEntry
 from domain.cqrs import Command, CommandContext, CommandResult, Query
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.events import DomainEvent
 from domain.functions import FunctionContext
 from domain.handlers import COMMAND_HANDLERS
 from domain.memory import HmacPseudonymizer, InMemoryEventStore, run_command
-from domain.workflow_port import StartedWorkflow, WorkflowStatus
+from domain.workflow_port import StartedWorkflow, StepStatus, WorkflowStatus
 
 NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 ALL_SCOPES = frozenset({"read", "write", "messaging", "consent", "admin"})
@@ -127,6 +127,32 @@ class RecordingWorkflows:
     ) -> bool:
         self.calls.append(("cancel_booking", (appointment_id, reason, notify_patient)))
         return appointment_id in self.running_bookings
+
+    async def decide_step(
+        self, clinic_id: str, workflow_id: str, step_id: str, *, approve: bool, reason: str | None
+    ) -> StepStatus:
+        """Decide a step of a set status that waits for approval (approved: completed).
+
+        Like the plan workflow: only a ``waiting_approval`` step may be decided; a
+        rejected one is skipped with the reason; the stored status changes.
+        """
+        self.calls.append(("decide_step", (clinic_id, workflow_id, step_id, approve, reason)))
+        found = self.statuses.get((clinic_id, workflow_id))
+        if found is None:
+            raise NotFound(f"workflow {workflow_id!r} not found", workflowId=workflow_id)
+        step = next((s for s in found.steps if s.step_id == step_id), None)
+        if step is None or step.status != "waiting_approval":
+            raise Conflict(f"step {step_id!r} is not waiting for approval", stepId=step_id)
+        message = "rejected" + (f": {reason}" if reason else "")
+        error = {"code": "REJECTED", "message": message, "details": {}}
+        decided = step.model_copy(
+            update={"status": "completed", "finished_at": NOW}
+            if approve
+            else {"status": "skipped", "error": error, "finished_at": NOW}
+        )
+        steps = [decided if s.step_id == step_id else s for s in found.steps]
+        self.statuses[(clinic_id, workflow_id)] = found.model_copy(update={"steps": steps})
+        return decided
 
     def of(self, kind: str) -> list[Any]:
         return [detail for k, detail in self.calls if k == kind]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from typing import Any
@@ -99,15 +100,24 @@ def test_unknown_template_is_invalid_arguments_at_template_name() -> None:
     assert "templateName" in _errors(exc)
 
 
+def test_the_nurture_cadences_fit_between_their_template_cooldowns() -> None:
+    """Each cadence's touches (consultation_offer) are further apart than its cooldown."""
+    from workflows.catalogue import CADENCES
+
+    for cadence in CADENCES.values():
+        gaps = [b - a for a, b in itertools.pairwise(cadence)]
+        assert min(gaps) * 3600 > cooldown_for("consultation_offer").total_seconds()
+
+
 def test_cooldowns_are_data() -> None:
-    assert cooldown_for("consultation_offer") == timedelta(days=7)
+    assert cooldown_for("consultation_offer") == timedelta(days=1)  # the nurture touch
     assert cooldown_for("hot_lead_acknowledgment") == timedelta(days=7)
     assert cooldown_for("appointment_reminder_24h") == timedelta(0)
     assert cooldown_for("appointment_reminder_2h") == timedelta(0)
     assert cooldown_for("appointment_confirmation") == timedelta(0)
     for template in TEMPLATES.values():
-        if template.category == "marketing":
-            assert template.cooldown >= timedelta(days=7)
+        if template.category == "marketing":  # every marketing template has one
+            assert template.cooldown >= timedelta(days=1)
 
 
 @pytest.mark.parametrize("language", ["ro", "en", "de"])
