@@ -99,6 +99,9 @@ async def build_services(
             OutboundLimitGuard(limits, pseudonymizer),
             DeliveryOwnerRecorder(pool),
         ]
+        query_bus = QueryBus(pool, pseudonymizer=pseudonymizer, keys=keys)
+        # An erasure destroys keys: answers cached with the erased person's data go too.
+        keys.on_invalidate(query_bus.cache.clear)
         return Services(
             settings=settings,
             pool=pool,
@@ -106,7 +109,7 @@ async def build_services(
             command_bus=CommandBus(
                 store, pool=pool, pseudonymizer=pseudonymizer, middlewares=middlewares
             ),
-            query_bus=QueryBus(pool, pseudonymizer=pseudonymizer, keys=keys),
+            query_bus=query_bus,
             pseudonymizer=pseudonymizer,
             whatsapp=_whatsapp(settings, pool),
             hubspot=_hubspot(settings),

@@ -777,6 +777,10 @@ class QueryCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every answer (keys were destroyed: answers may hold erased data)."""
+        self._entries.clear()
+
 
 _CHECKPOINTS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
 

@@ -311,6 +311,7 @@ class PostgresSubjectKeyStore:
         )
         self._seen = _Seen()
         self._generation = 0
+        self._on_invalidate: list[Callable[[], None]] = []
         self._listener = InvalidationListener(pool, CHANNEL, self._invalidate, "subject key")
 
     @classmethod
@@ -577,6 +578,16 @@ class PostgresSubjectKeyStore:
         self._generation += 1
         self._live.clear()
         self._by_id.clear()
+        for hook in self._on_invalidate:
+            try:
+                hook()
+            except Exception:
+                log.exception("a subject-key invalidation hook failed")
+
+    def on_invalidate(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` whenever keys may have been destroyed (here or in another process):
+        caches of opened personal data (the query bus's answers) must forget them too."""
+        self._on_invalidate.append(hook)
 
 
 def _record(row: asyncpg.Record) -> KeyRecord:

@@ -143,3 +143,25 @@ async def test_erase_patient_reaches_another_processes_cache(
     assert first.data["phone"] in (None, ERASED) and "Ioana" not in str(first.data)
     assert events[-1].event_type == "PatientErased"
     assert replica_keys.cache_sizes() == {"live": 0, "by_id": 0, "destroyed": 1}
+
+
+async def test_a_replicas_cached_answers_are_dropped_when_keys_are_destroyed(
+    pg_pool: asyncpg.Pool, stores: list[PostgresSubjectKeyStore]
+) -> None:
+    """The query bus caches opened answers; another process's erasure must clear them."""
+    from adapters.cqrs import QueryCache
+
+    replica_keys = await listening(pg_pool, stores)
+    admin_keys = await listening(pg_pool, stores)
+    answers = QueryCache(size=16, ttl=3600.0)
+    replica_keys.on_invalidate(answers.clear)
+    answers.put(("clinic", "GetPatient", "{}"), {"firstName": "Ioana"}, 1, time.monotonic())
+    clinic_id = new_clinic()
+    await admin_keys.encryption_key(clinic_id, "patient:p1")
+
+    await admin_keys.destroy(clinic_id, ["patient:p1"], actor="test", reason=None)
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(answers):
+        assert asyncio.get_running_loop().time() < deadline, "the erasure never arrived"
+        await asyncio.sleep(0.01)
