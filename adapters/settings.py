@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     # Abuse limits
     rate_limit_per_key_per_s: float = Field(default=50.0, validation_alias="MEDICALCOR_RATE_LIMIT")
     rate_limit_burst: int = Field(default=100, validation_alias="MEDICALCOR_RATE_BURST")
+    clinic_rate_limit_per_s: float = Field(
+        default=2000.0,
+        gt=0,
+        validation_alias="MEDICALCOR_CLINIC_RATE_LIMIT",
+        description="Requests/s all of a clinic's keys together may make, per API process.",
+    )
+    clinic_rate_limit_burst: int = Field(
+        default=4000, gt=0, validation_alias="MEDICALCOR_CLINIC_RATE_BURST"
+    )
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="MEDICALCOR_MAX_BODY_BYTES")
     max_calls_per_request: int = Field(default=10, validation_alias="MEDICALCOR_MAX_CALLS")
 

@@ -530,7 +530,11 @@ async def run_ai_gateway(
     )
     app.state.api_keys = keys
     app.state.authenticator = Authenticator(
-        keys, rate_per_s=settings.rate_limit_per_key_per_s, burst=settings.rate_limit_burst
+        keys,
+        rate_per_s=settings.rate_limit_per_key_per_s,
+        burst=settings.rate_limit_burst,
+        clinic_rate_per_s=settings.clinic_rate_limit_per_s,
+        clinic_burst=settings.clinic_rate_limit_burst,
     )
     app.state.http_idempotency = HttpIdempotencyStore(pool)
     app.state.gateway = gateway

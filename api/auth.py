@@ -2,8 +2,9 @@
 
 A valid key yields a :class:`Principal`: its clinic (the ONLY source of the clinic;
 no header can choose it), its scopes and its rate limit. No or a bad key → 401;
-a missing scope → 403 (``Forbidden``); too many requests for a key → 429 with
-``Retry-After`` (a token bucket per key, refilled at the key's rate).
+a missing scope → 403 (``Forbidden``); too many requests for a key, or for all of a
+clinic's keys together → 429 with ``Retry-After`` (token buckets per key and per
+clinic, refilled at their rates; per API process).
 
 ``Authenticator`` is transport-independent (the MCP endpoint uses it on raw
 headers); ``PrincipalDep`` is the FastAPI dependency, reading
@@ -82,11 +83,22 @@ class TokenBuckets:
 class Authenticator:
     """API key → Principal, with the per-key rate limit applied."""
 
-    def __init__(self, keys: KeyVerifier, *, rate_per_s: float, burst: int) -> None:
+    def __init__(
+        self,
+        keys: KeyVerifier,
+        *,
+        rate_per_s: float,
+        burst: int,
+        clinic_rate_per_s: float | None = None,
+        clinic_burst: int | None = None,
+    ) -> None:
         self._keys = keys
         self._rate = rate_per_s
         self._burst = burst
+        self._clinic_rate = clinic_rate_per_s
+        self._clinic_burst = clinic_burst or burst
         self._buckets = TokenBuckets()
+        self._clinics = TokenBuckets()
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller of a request with these headers (case-insensitive mapping)."""
@@ -104,6 +116,7 @@ class Authenticator:
         return Principal(record.key_id, record.clinic_id, frozenset(record.scopes), record.name)
 
     def _limit(self, record: ApiKey) -> None:
+        """The key's own bucket, then its clinic's (all the clinic's keys together)."""
         rate = record.rate_per_s or self._rate
         burst = record.burst or self._burst
         wait = self._buckets.take(record.key_id, rate, burst)
@@ -113,6 +126,18 @@ class Authenticator:
                 retryAfter=math.ceil(wait),
                 limitPerSecond=rate,
                 burst=burst,
+                scope="key",
+            )
+        if self._clinic_rate is None:
+            return
+        wait = self._clinics.take(record.clinic_id, self._clinic_rate, self._clinic_burst)
+        if wait > 0:
+            raise RateLimited(
+                f"rate limit of {self._clinic_rate:g} requests/s exceeded for this clinic",
+                retryAfter=math.ceil(wait),
+                limitPerSecond=self._clinic_rate,
+                burst=self._clinic_burst,
+                scope="clinic",
             )
 
 
