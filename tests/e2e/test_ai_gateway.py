@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -32,6 +32,7 @@ from adapters.whatsapp import WhatsAppClient
 from api.ai import mount_ai_gateway, run_ai_gateway
 from domain.commands import AddDoctor, ConfigureClinic, RegisterPatient
 from domain.cqrs import CommandContext
+from domain.dates import clinic_today
 from domain.functions import REGISTRY
 from domain.messaging import TEMPLATES
 from tests.e2e.ai_support import app_with, serve
@@ -185,7 +186,7 @@ async def test_leads_are_scored_and_counted(stack: Stack):
         },
     )
     assert scored["result"]["classification"] == "HOT"
-    today = date.today().isoformat()
+    today = clinic_today(datetime.now(UTC)).isoformat()  # the clinic's day, not the host's
     figures = await stack.call(
         "get_lead_analytics",
         {"startDate": today, "endDate": today, "groupBy": "channel"},
