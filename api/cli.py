@@ -45,20 +45,22 @@ def dev(
 
 @app.command()
 def api() -> None:
-    """Serve the HTTP API (uvicorn)."""
-    import uvicorn
+    """Serve the HTTP API (uvicorn; several workers balance connections by SO_REUSEPORT)."""
+    from api.serving import serve
 
     s = _settings()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=s.api_host,
-        port=s.api_port,
-        workers=s.api_workers,
-        log_level=s.log_level.lower(),
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
+    raise typer.Exit(
+        serve(
+            "api.app:create_app",
+            factory=True,
+            host=s.api_host,
+            port=s.api_port,
+            workers=s.api_workers,
+            log_level=s.log_level.lower(),
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
     )
 
 

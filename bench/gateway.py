@@ -23,6 +23,9 @@ ways: ``*_ms`` is the server's handling time (``Server-Timing: app;dur=``, reque
 → response start, what the targets apply to, as in ``bench/diagnostics.py``);
 ``*_client_*_ms`` is the wall time over loopback, which at concurrency 16 includes the
 queueing behind the other 15 requests. Throughput is requests/s seen by the client.
+``*_server_cpu_ms`` is the CPU time the server's processes spent per request (user +
+system, from /proc): unlike latency and throughput, other work on the machine barely
+changes it, so it is the figure to compare changes by on a busy machine.
 
 Last line is JSON (``write_p95_ms``, ``cached_read_p95_ms``, ``writes_per_s`` ...).
 Usage: ``python bench/gateway.py [--requests 4000] [--workers 2] [--patients 2000]``.
@@ -146,6 +149,26 @@ async def prepare(settings: Any, patients: int) -> str:
         await services.aclose()
 
 
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants (Linux
+    /proc; 0 elsewhere): the server's cost per request, which other load on the machine
+    does not inflate the way it inflates latency."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -155,11 +178,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(app: str, env: dict[str, str], port: int, workers: int) -> Any:
-    """uvicorn with uvloop and httptools serving the ``app`` factory in child processes."""
+    """The API's own server (``api.serving``: uvicorn with uvloop and httptools, one
+    SO_REUSEPORT socket per worker process, as ``medicalcor api`` runs it)."""
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
+        "api.serving",
         app,
         "--factory",
         "--host",
@@ -168,11 +192,6 @@ def server(app: str, env: dict[str, str], port: int, workers: int) -> Any:
         str(port),
         "--workers",
         str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
         "--log-level",
         "warning",
     ]
@@ -322,15 +341,18 @@ def figures(name: str, sample: Sample, total: int) -> dict[str, float]:
 
 
 async def measure(
-    port: int, key: str, requests: int, concurrency: int, patients: int
+    port: int, key: str, requests: int, concurrency: int, patients: int, server_pid: int
 ) -> dict[str, float]:
     await wait_ready(port, key)
     results: dict[str, float] = {}
     per_connection = max(1, requests // concurrency)
     for name, make in scenarios(key, patients).items():
         await load(port, concurrency, max(1, WARMUP // concurrency), make)
+        cpu_before = process_tree_cpu_s(server_pid)
         sample = await load(port, concurrency, per_connection, make)
+        cpu_s = process_tree_cpu_s(server_pid) - cpu_before
         results.update(figures(name, sample, per_connection * concurrency))
+        results[f"{name}_server_cpu_ms"] = round(cpu_s * 1000 / (per_connection * concurrency), 3)
         print(f"{name}: {json.dumps({k: v for k, v in results.items() if k.startswith(name)})}")
     results["writes_per_s"] = results.pop("write_per_s")
     return results
@@ -380,8 +402,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             key = await prepare(settings, args.patients)
             port = free_port()
-            with server(APPS[args.app], env, port, args.workers):
-                return await measure(port, key, args.requests, args.concurrency, args.patients)
+            with server(APPS[args.app], env, port, args.workers) as proc:
+                return await measure(
+                    port, key, args.requests, args.concurrency, args.patients, proc.pid
+                )
     finally:
         await drop()
         del keep_alive

@@ -402,7 +402,9 @@ class PostgresSubjectKeyStore:
             for row in rows:
                 key = self._unwrap(row)
                 found[key.key_id] = key
-                self._remember(key, generation, live_too=False)
+                # A key that is not destroyed is its subject's live key (one per subject:
+                # subject_keys_live_idx), so a later seal needs no lookup of its own.
+                self._remember(key, generation)
         return found
 
     async def destroy(
@@ -541,7 +543,7 @@ class PostgresSubjectKeyStore:
 
     # --- cache and its invalidation -------------------------------------------------------
 
-    def _remember(self, key: SubjectKey, generation: int, *, live_too: bool = True) -> None:
+    def _remember(self, key: SubjectKey, generation: int) -> None:
         if key.destroyed:  # final: safe to keep without a listener
             self._by_id.discard(key.key_id)
             self._destroyed.put(key.key_id, key)
@@ -550,8 +552,7 @@ class PostgresSubjectKeyStore:
         if not self._listener.listening or generation != self._generation:
             return
         self._by_id.put(key.key_id, key)
-        if live_too:
-            self._live.put((key.clinic_id, key.subject_id), key)
+        self._live.put((key.clinic_id, key.subject_id), key)
 
     async def start(self) -> None:
         """LISTEN for changes so lookups may be cached (call from the app's lifespan)."""

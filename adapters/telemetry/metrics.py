@@ -90,6 +90,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
         self.guard = LabelGuard()
+        self.children: dict[tuple[object, ...], Any] = {}
+        """Labelled children by the raw label values the ``record_*`` functions got (see
+        :func:`_children`): a hot path's metrics cost one dict lookup, not the label
+        guard's checks and prometheus-client's ``labels()`` each time."""
         self._build_http(registry)
         self._build_business(registry)
         self._build_platform(registry)
@@ -382,48 +386,101 @@ def record_external(service: str, operation: str, status: str, seconds: float) -
     external_outcomes().record(svc, status == "success", seconds)
 
 
+CHILDREN_MEMO_MAX = 4096
+"""Entries :attr:`Metrics.children` holds at most; past it, it starts again (raw values
+may be caller-chosen, e.g. an unknown function's name: the memo must stay bounded)."""
+
+
+def _children(m: Metrics, key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+    """``make()``'s labelled children for these raw label values, made once.
+
+    Safe to keep: the label guard maps a raw value to the same token every time (a value
+    refused or over the cap is ``other`` for good), and nothing removes children.
+    """
+    children = m.children
+    found = children.get(key)
+    if found is None:
+        if len(children) >= CHILDREN_MEMO_MAX:
+            children.clear()
+        found = children[key] = make()
+    return found
+
+
 def record_event_appended(event_type: str, count: int = 1) -> None:
     """``count`` events of ``event_type`` (PascalCase) were committed to the store."""
     m = get_metrics()
-    m.events_appended.labels(m.token("events", "type", event_type)).inc(count)
+    _children(
+        m,
+        ("events_appended", event_type),
+        lambda: m.events_appended.labels(m.token("events", "type", event_type)),
+    ).inc(count)
 
 
 def record_event_store_latency(operation: str, seconds: float) -> None:
     """Latency of one event-store operation (append, load_stream, read_all ...)."""
     m = get_metrics()
-    m.event_store_latency.labels(m.token("event_store", "operation", operation)).observe(seconds)
+    _children(
+        m,
+        ("event_store_latency", operation),
+        lambda: m.event_store_latency.labels(m.token("event_store", "operation", operation)),
+    ).observe(seconds)
 
 
 def record_command(command_type: str, status: str, seconds: float) -> None:
     """A handled command; ``status`` is ``success`` or the domain error code."""
     m = get_metrics()
-    kind = m.token("commands", "type", command_type)
-    m.commands.labels(kind, m.token("commands", "status", status)).inc()
-    m.command_duration.labels(kind).observe(seconds)
+
+    def make() -> tuple[Any, Any]:
+        kind = m.token("commands", "type", command_type)
+        return (
+            m.commands.labels(kind, m.token("commands", "status", status)),
+            m.command_duration.labels(kind),
+        )
+
+    count, duration = _children(m, ("commands", command_type, status), make)
+    count.inc()
+    duration.observe(seconds)
 
 
 def record_query(query_type: str, cached: bool, seconds: float) -> None:
     """A handled query; ``cached`` when the answer came from the query cache."""
     m = get_metrics()
-    kind = m.token("queries", "type", query_type)
-    m.queries.labels(kind, "true" if cached else "false").inc()
-    m.query_duration.labels(kind).observe(seconds)
+
+    def make() -> tuple[Any, Any]:
+        kind = m.token("queries", "type", query_type)
+        return (
+            m.queries.labels(kind, "true" if cached else "false"),
+            m.query_duration.labels(kind),
+        )
+
+    count, duration = _children(m, ("queries", query_type, cached), make)
+    count.inc()
+    duration.observe(seconds)
 
 
 def record_cache(query_type: str, result: str) -> None:
     """One cache lookup: ``hit``, ``miss``, ``stale`` (too old for the caller) or ``bypass``."""
     m = get_metrics()
-    m.cache_requests.labels(
-        m.token("queries", "type", query_type), enum_label(result, CACHE_RESULTS)
+    _children(
+        m,
+        ("cache_requests", query_type, result),
+        lambda: m.cache_requests.labels(
+            m.token("queries", "type", query_type), enum_label(result, CACHE_RESULTS)
+        ),
     ).inc()
 
 
 def record_ai_call(function: str, status: str, seconds: float) -> None:
     """One gateway function call; ``status`` is ``success`` or the error code."""
     m = get_metrics()
-    fn = m.token("ai", "function", function)
-    m.ai_calls.labels(fn, m.token("ai", "status", status)).inc()
-    m.ai_duration.labels(fn).observe(seconds)
+
+    def make() -> tuple[Any, Any]:
+        fn = m.token("ai", "function", function)
+        return m.ai_calls.labels(fn, m.token("ai", "status", status)), m.ai_duration.labels(fn)
+
+    count, duration = _children(m, ("ai_calls", function, status), make)
+    count.inc()
+    duration.observe(seconds)
 
 
 def record_intent(detected_function: str | None, confidence: float) -> None:

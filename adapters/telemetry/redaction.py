@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -129,11 +130,25 @@ def _mask_query_param(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+STATEMENT_KEYS = frozenset({"db.statement", "db.query.text"})
+"""Span attributes holding SQL text. The asyncpg instrumentation records the statement
+as written in the code, parameters apart (``$1``): a small set of texts, masked once."""
+
+
 def redact_value(key: str, value: Any) -> Any:
     """The value to keep for ``key``: dropped if the key is sensitive, else pattern-masked."""
+    if key in STATEMENT_KEYS and isinstance(value, str):
+        return _redact_statement(value)
     if is_sensitive_key(key):
         return REDACTED
     return redact_any(value)
+
+
+@lru_cache(maxsize=1024)
+def _redact_statement(statement: str) -> str:
+    """``redact_text`` of a SQL statement, remembered: every query span carries one, and
+    the same few statements come back with every request."""
+    return redact_text(statement)
 
 
 def redact_any(value: Any) -> Any:
