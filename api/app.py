@@ -70,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="AI-first dental clinic CRM: gateway functions, webhooks, diagnostics.",
         lifespan=_lifespan,
+        # Traced by the OpenTelemetry FastAPI instrumentation (install_observability), with
+        # our redaction and span names; FastAPI's own telemetry would only re-check its
+        # providers on every request to find it has nothing to add.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.ready = False

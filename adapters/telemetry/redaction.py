@@ -100,8 +100,11 @@ _PERCENT = re.compile(r"%2[bB0]|%40")
 _PERCENT_CHARS = {"%2b": "+", "%20": " ", "%40": "@"}
 
 
+@lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
-    """True when ``key`` (or its last dotted segment) names personal or secret data."""
+    """True when ``key`` (or its last dotted segment) names personal or secret data.
+
+    Remembered: keys are attribute and field names, a small set that every span repeats."""
     lowered = key.strip().lower()
     if lowered in SENSITIVE_FULL_KEYS:
         return True
