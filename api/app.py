@@ -109,6 +109,7 @@ def _ui_origins(settings: Settings) -> list[str]:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from adapters.container import build_services
+    from adapters.gc_tuning import freeze_startup_heap
     from adapters.gdpr import GdprServices, PostgresReadModelEraser, TemporalHistoryEraser
     from adapters.telemetry.temporal_sdk import temporal_sdk_metrics
     from adapters.temporal.gateway import TemporalWorkflowGateway
@@ -155,6 +156,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             planner=services.planner,
         ) as gateway:
             app.state.audit = gateway.audit
+            freeze_startup_heap("api")  # start-up done: full collections skip its objects
             app.state.ready = True
             yield
     finally:

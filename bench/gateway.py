@@ -72,6 +72,7 @@ def gateway_app() -> Any:
     from fastapi import FastAPI
 
     from adapters.container import build_services
+    from adapters.gc_tuning import freeze_startup_heap
     from adapters.settings import Settings
     from adapters.telemetry.diagnostics import Diagnostics
     from api.ai import mount_ai_gateway, run_ai_gateway
@@ -90,6 +91,7 @@ def gateway_app() -> Any:
                 queries=services.query_bus,
                 workflows=WorkflowsNotRunning(),
             ):
+                freeze_startup_heap("bench-gateway")
                 yield
         finally:
             await services.aclose()

@@ -9,6 +9,7 @@ was recorded in one atomic append and retries the handler on a concurrency confl
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -72,6 +73,13 @@ ALTERNATIVE_DAYS = 7
 ALTERNATIVES = 5
 
 # --- shared steps ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _camel(name: str) -> str:
+    """A field's wire name (pydantic's ``to_camel`` is a few regular expressions; the
+    field names are few)."""
+    return to_camel(name)
 
 
 async def configured_clinic(uow: UnitOfWork) -> Clinic:
@@ -276,7 +284,7 @@ async def update_patient(cmd: UpdatePatient, uow: UnitOfWork) -> Result:
     """Record only the fields that really change; say so when nothing does."""
     patient = await uow.get(Patient, cmd.patient_id)
     changes = patient.update(cmd.updates.given())
-    fields = sorted(to_camel(name) for name in changes)
+    fields = sorted(_camel(name) for name in changes)
     result: Result = {"patientId": patient.id, "updated": bool(changes), "changedFields": fields}
     if not changes:
         result["message"] = "nothing changed: every given field already had that value"

@@ -138,9 +138,34 @@ STATEMENT_KEYS = frozenset({"db.statement", "db.query.text"})
 as written in the code, parameters apart (``$1``): a small set of texts, masked once."""
 
 
+INFRASTRUCTURE_KEYS = frozenset(
+    {
+        "db.system",
+        "db.name",
+        "db.user",
+        "db.namespace",
+        "net.peer.name",
+        "net.transport",
+        "server.address",
+        "http.scheme",
+        "http.flavor",
+        "http.method",
+        "http.route",
+        "http.host",
+        "http.server_name",
+        "url.scheme",
+        "network.protocol.version",
+    }
+)
+"""Span attributes naming the system's own parts (database, host, route template):
+configuration, a handful of values per process, so their masking is remembered."""
+
+
 def redact_value(key: str, value: Any) -> Any:
     """The value to keep for ``key``: dropped if the key is sensitive, else pattern-masked."""
     if key in STATEMENT_KEYS and isinstance(value, str):
+        return _redact_statement(value)
+    if key in INFRASTRUCTURE_KEYS and isinstance(value, str):
         return _redact_statement(value)
     if is_sensitive_key(key):
         return REDACTED
@@ -149,8 +174,8 @@ def redact_value(key: str, value: Any) -> Any:
 
 @lru_cache(maxsize=1024)
 def _redact_statement(statement: str) -> str:
-    """``redact_text`` of a SQL statement, remembered: every query span carries one, and
-    the same few statements come back with every request."""
+    """``redact_text`` of a SQL statement or an infrastructure value, remembered: every
+    query span carries them, and the same few come back with every request."""
     return redact_text(statement)
 
 
