@@ -118,8 +118,9 @@ def build_workers(
             activities=bound,
             max_concurrent_activities=200,
             # A booking waits days for its reminders: with the SDK's default (1,000 per
-            # queue) the worker grew by ~0.15 MiB per idle booking (a sandboxed
-            # instance) for the first thousand. Evicted (least recently used first), a
+            # queue) the worker grew by ~0.15 MiB per idle booking for the first thousand
+            # (measured while bookings still ran in the sandbox, which keeps a copy of the
+            # workflow modules per instance). Evicted (least recently used first), a
             # workflow is replayed from its short history when its next timer fires.
             max_cached_workflows=settings.worker_cached_workflows,
             graceful_shutdown_timeout=timedelta(seconds=10),

@@ -1,7 +1,10 @@
 """Replay of recorded histories (``tests/histories/*.json``, see ``record.py``).
 
 The current workflow code must replay every committed history; a workflow changed
-without ``workflow.patched`` must fail replay (NondeterminismError).
+without ``workflow.patched`` must fail replay (NondeterminismError). Every workflow
+replays inside the sandbox here, also those that run unsandboxed in the worker
+(BookingWorkflow, for speed): the sandbox's restrictions (wall clock, randomness, I/O)
+are checked in CI even where production skips them.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from adapters.temporal.client import data_converter
 from tests.fixtures.temporal import settings_for_test
+from tests.integration.sandbox_probe import WallClockBooking
 from workflows.worker import ALL_WORKFLOWS
 
 with workflow.unsafe.imports_passed_through():
@@ -36,11 +41,35 @@ def test_histories_are_committed() -> None:
     assert {p.stem for p in HISTORIES} >= {"booking", "ai_plan", "lead_scoring"}
 
 
+def sandboxed_replayer(workflows: list[type]) -> Replayer:
+    """A replayer that runs even ``sandboxed=False`` workflows inside the sandbox."""
+    return Replayer(
+        workflows=workflows,
+        data_converter=data_converter(settings_for_test()),
+        unsandboxed_workflow_runner=SandboxedWorkflowRunner(),
+    )
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_current_code_replays_recorded_history(path: Path) -> None:
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=data_converter(settings_for_test()))
-    result = await replayer.replay_workflow(history(path))
+    result = await sandboxed_replayer(ALL_WORKFLOWS).replay_workflow(history(path))
     assert result.replay_failure is None
+
+
+async def test_the_sandbox_still_guards_workflows_that_run_unsandboxed() -> None:
+    booking = history(HISTORIES_BY_NAME["booking"])
+    plain = Replayer(
+        workflows=[WallClockBooking], data_converter=data_converter(settings_for_test())
+    )
+    # unsandboxed, the booking that reads the host's clock replays without complaint ...
+    result = await plain.replay_workflow(booking, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+    # ... inside the sandbox the read fails the workflow task, so the replay tests above
+    # catch such a read in the real BookingWorkflow although the worker runs it unsandboxed
+    result = await sandboxed_replayer([WallClockBooking]).replay_workflow(
+        booking, raise_on_replay_failure=False
+    )
+    assert result.replay_failure is not None
 
 
 @workflow.defn(name="BookingWorkflow", sandboxed=False)
