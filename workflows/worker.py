@@ -140,6 +140,7 @@ async def running(workers: Sequence[Worker]) -> AsyncIterator[None]:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Connect, register search attributes and run every queue until SIGTERM/SIGINT or ``stop``."""
+    from adapters.gc_tuning import freeze_startup_heap
     from adapters.telemetry.metrics import start_metrics_server
     from adapters.telemetry.temporal import temporal_runtime_with_prometheus
 
@@ -151,6 +152,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         client = await connect_client(settings, runtime=runtime)
         await ensure_search_attributes(client, settings.temporal_namespace)
         async with running(build_workers(client, settings, resources)):
+            freeze_startup_heap("worker")  # start-up done: full collections skip its objects
             log.info("worker running on %s", [settings.task_queue(k) for k in WORKFLOWS_BY_QUEUE])
             await stop.wait()
         log.info("worker stopped")
