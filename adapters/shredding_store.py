@@ -26,7 +26,7 @@ tests) and passes the same contract:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -42,7 +42,7 @@ from adapters.crypto.fields import (
     open_sealed,
     seal,
     seal_event_data,
-    sealed_key_ids,
+    sealed_values,
 )
 from adapters.crypto.keys import Link, SubjectErased, SubjectKeyStore, subject_id
 from domain.errors import InvalidArguments
@@ -316,13 +316,46 @@ class CryptoShreddingEventStore:
 
     async def open(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
         """Open the sealed values of stored events (one key lookup for the batch), then upcast."""
-        named = [sealed_key_ids(e.data) for e in events]
-        wanted = set().union(*named)
-        keys = await self.keys.get_keys(wanted) if wanted else {}
-        if wanted and _TRACKED_KEYS.get() is not None:
-            for e, ids in zip(events, named, strict=True):
+        found = [sealed_values(e.data) for e in events]
+        keys = await self.keys_for(found)
+        if keys and _TRACKED_KEYS.get() is not None:
+            for e, sealed in zip(events, found, strict=True):
+                ids = {v["kid"] for v in sealed.values()}
                 _note_keys(e.stream_id, [k for k in ids if k in keys and not keys[k].destroyed])
-        return [self._open_one(e, keys, bool(n)) for e, n in zip(events, named, strict=True)]
+        return [self._open_one(e, keys, sealed) for e, sealed in zip(events, found, strict=True)]
+
+    async def keys_for(
+        self, found: Iterable[Mapping[str, Mapping[str, Any]]]
+    ) -> dict[str, SubjectKey]:
+        """The keys (destroyed ones included) named by the sealed values of many events
+        (each ``sealed_values(data)``), in one lookup."""
+        wanted = {v["kid"] for sealed in found for v in sealed.values()}
+        return await self.keys.get_keys(wanted) if wanted else {}
+
+    def open_data(
+        self,
+        event_type: str,
+        schema_version: int,
+        data: dict[str, Any],
+        sealed: Mapping[str, Mapping[str, Any]],
+        keys: Mapping[str, SubjectKey],
+        *,
+        clinic_id: str,
+        stream_id: str,
+    ) -> tuple[dict[str, Any], int]:
+        """Stored data opened (or erased) and upcast, as ``read_all`` hands it out.
+
+        For readers of the events table that skip building ``RecordedEvent``s (the
+        projector): ``sealed`` is ``sealed_values(data)``, ``keys`` from ``keys_for``.
+        Returns the data and its schema version (``data`` itself when nothing changed).
+        """
+        if sealed:
+            data = open_event_data(
+                event_type, data, keys, clinic_id=clinic_id, stream_id=stream_id, sealed=sealed
+            )
+        if self.upcasters is not None:
+            return self.upcasters.upcast(event_type, schema_version, data)
+        return data, schema_version
 
     async def keys_live(self, clinic_id: str, key_ids: Collection[str]) -> bool:
         """Whether every one of these keys exists and is not destroyed (as this process
@@ -331,15 +364,17 @@ class CryptoShreddingEventStore:
         return all(k in keys and not keys[k].destroyed for k in key_ids)
 
     def _open_one(
-        self, e: RecordedEvent, keys: dict[str, SubjectKey], sealed: bool
+        self, e: RecordedEvent, keys: dict[str, SubjectKey], sealed: Mapping[str, Any]
     ) -> RecordedEvent:
-        data, version = e.data, e.schema_version
-        if sealed:
-            data = open_event_data(
-                e.event_type, data, keys, clinic_id=e.clinic_id, stream_id=e.stream_id
-            )
-        if self.upcasters is not None:
-            data, version = self.upcasters.upcast(e.event_type, version, data)
+        data, version = self.open_data(
+            e.event_type,
+            e.schema_version,
+            e.data,
+            sealed,
+            keys,
+            clinic_id=e.clinic_id,
+            stream_id=e.stream_id,
+        )
         if data is e.data and version == e.schema_version:
             return e
         return e.model_copy(update={"data": data, "schema_version": version})

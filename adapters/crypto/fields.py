@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import json
 import os
+import struct
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ PAD_TO = 32
 _ENVELOPE_KEYS = frozenset({TAG, "kid", "ct"})
 _AAD_LABEL = b"medicalcor/field/v1"
 _NONCE_LABEL = b"medicalcor/field-nonce/v1"
+_LENGTH = struct.Struct(">I").pack
+_PLAIN_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+"""``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))``, the
+same text, without building an encoder per call."""
 
 
 class SealedFieldError(Exception):
@@ -89,11 +94,11 @@ class SubjectKey:
 
 def _framed(*parts: str | bytes) -> bytes:
     """Length-prefixed concatenation: no two different part lists encode alike."""
-    out = bytearray()
+    out: list[bytes] = []
     for part in parts:
         raw = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+        out += (_LENGTH(len(raw)), raw)
+    return b"".join(out)
 
 
 def field_aad(clinic_id: str, stream_id: str, event_type: str, field_name: str) -> bytes:
@@ -113,7 +118,7 @@ def is_sealed(value: Any) -> bool:
 
 
 def _encode_plain(value: Any) -> bytes:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = _PLAIN_JSON(value)
     raw = text.encode("utf-8", "surrogatepass")
     return raw + b" " * (-len(raw) % PAD_TO)  # JSON ignores trailing whitespace
 
@@ -137,8 +142,8 @@ def seal(
     if nonce_seed is None:
         nonce = os.urandom(NONCE_BYTES)
     else:
-        mac = hmac.new(key._nonce_key, _framed(nonce_seed, aad, plain), hashlib.sha256)
-        nonce = mac.digest()[:NONCE_BYTES]
+        mac = hmac.digest(key._nonce_key, _framed(nonce_seed, aad, plain), "sha256")
+        nonce = mac[:NONCE_BYTES]
     sealed = key._aead.encrypt(nonce, plain, aad)
     return {TAG: VERSION, "kid": key.key_id, "ct": _b64(nonce + sealed)}
 
@@ -199,7 +204,14 @@ def seal_event_data(
 
 def sealed_key_ids(data: Mapping[str, Any]) -> set[str]:
     """The key ids named by the sealed top-level values of ``data``."""
-    return {value["kid"] for value in data.values() if is_sealed(value)}
+    return {value["kid"] for value in sealed_values(data).values()}
+
+
+def sealed_values(data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The sealed top-level values of ``data`` by field name (one pass: readers of many
+    events find them once and reuse them for key lookups and opening)."""
+    # isinstance first: most values are not dicts, and a call per value is what costs.
+    return {n: v for n, v in data.items() if isinstance(v, dict) and is_sealed(v)}
 
 
 def open_event_data(
@@ -209,19 +221,23 @@ def open_event_data(
     *,
     clinic_id: str,
     stream_id: str,
+    sealed: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``data`` with its sealed values opened, or erased where the key is destroyed.
 
     Sealed values are recognised by shape, under the field name they were stored
     with, so data of an older schema version opens before it is upcast. ``keys``
     maps key ids to keys (destroyed ones included); a key id it lacks raises
-    ``SealedFieldError``, as does a value that fails authentication.
+    ``SealedFieldError``, as does a value that fails authentication. ``sealed``:
+    ``sealed_values(data)`` when the caller already has it.
     """
-    event_cls = EVENT_TYPES.get(event_type)
+    if sealed is None:
+        sealed = sealed_values(data)
     out = dict(data)
-    for name, envelope in data.items():
-        if not is_sealed(envelope):
-            continue
+    if not sealed:
+        return out
+    event_cls = EVENT_TYPES.get(event_type)
+    for name, envelope in sealed.items():
         key = keys.get(envelope["kid"])
         if key is None:
             raise SealedFieldError(f"unknown subject key {envelope['kid']!r}")

@@ -9,17 +9,18 @@ them back with one ``unnest`` upsert; ``Counters`` adds deltas without reading.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from adapters.postgres.pool import dumps
 from adapters.projections.personal import PersonalData
 
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -89,6 +90,17 @@ class Projection(ABC):
         """Fold ``events`` (only types in ``handles``, in order) into the tables."""
 
 
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""``adapters.postgres.pool.dumps`` (the same text) without an encoder built per value."""
+
+
+def _single(column: str) -> Callable[[Row], Key]:
+    def key_of(row: Row) -> Key:
+        return (row[column],)
+
+    return key_of
+
+
 def ts(value: Any) -> datetime | None:
     """An ISO 8601 string from event data as an aware datetime."""
     if value is None or isinstance(value, datetime):
@@ -114,6 +126,9 @@ class Table:
         if missing:
             raise ValueError(f"{name}: key columns {missing} are not columns")
         self.upsert_sql = self._upsert()
+        self._key_of: Callable[[Row], Key] = (
+            itemgetter(*self.key) if len(self.key) > 1 else _single(self.key[0])
+        )
         self.load_sql = (
             f"SELECT {', '.join(self.columns)} FROM {name} WHERE ({', '.join(self.key)}) IN "
             f"(SELECT * FROM unnest({self._params(self.key)}))"
@@ -149,7 +164,7 @@ class Table:
         )
 
     def key_of(self, row: Row) -> Key:
-        return tuple(row[c] for c in self.key)
+        return self._key_of(row)
 
     def arrays(self, rows: Sequence[Row], columns: Sequence[str]) -> list[list[Any]]:
         """Column-wise parameters for ``unnest`` (jsonb values encoded as JSON text)."""
@@ -157,7 +172,7 @@ class Table:
         for c in columns:
             values = [r.get(c) for r in rows]
             if self.types[c] == "jsonb":
-                values = [None if v is None else dumps(v) for v in values]
+                values = [None if v is None else _json(v) for v in values]
             out.append(values)
         return out
 

@@ -282,9 +282,10 @@ def _patient_of(e: ProjectedEvent, links: Rows) -> str | None:
 
 
 def _activity(e: ProjectedEvent, patient: str) -> Row:
-    summary = {k: e.data[k] for k in SUMMARY_FIELDS if e.data.get(k) is not None}
+    d = e.data
+    summary = {k: v for k in SUMMARY_FIELDS if (v := d.get(k)) is not None}
     if e.type == "PatientUpdated":
-        summary["fields"] = sorted(e.data.get("changes", {}))
+        summary["fields"] = sorted(d.get("changes", {}))
     return {
         "clinic_id": e.clinic_id,
         "patient_id": patient,

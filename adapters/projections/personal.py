@@ -23,7 +23,10 @@ same bytes as the live projection did.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from adapters.crypto.fields import (
@@ -43,6 +46,7 @@ PHONE_LOOKUP = "lookup:phone"
 EMAIL_LOOKUP = "lookup:email"
 _AAD_LABEL = b"medicalcor/read-model/v1"
 _NONCE_SEED = "medicalcor/read-model"
+_LENGTH = struct.Struct(">I").pack
 
 
 def normal_phone(phone: str) -> str:
@@ -72,11 +76,11 @@ def lookup_hash(pseudonymizer: Pseudonymizer, clinic_id: str, kind: str, value: 
 
 
 def _framed(parts: Iterable[str]) -> bytes:
-    out = bytearray()
+    out: list[bytes] = []
     for part in parts:
         raw = part.encode("utf-8", "surrogatepass")
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+        out += (_LENGTH(len(raw)), raw)
+    return b"".join(out)
 
 
 def value_aad(clinic_id: str, table: str, *where: str) -> bytes:
@@ -102,6 +106,9 @@ class KeyRing:
             self._known.update(await self.keys.get_keys(missing))
 
     async def get(self, key_id: str) -> SubjectKey:
+        key = self._known.get(key_id)
+        if key is not None:
+            return key
         await self.load([key_id])
         key = self._known.get(key_id)
         if key is None:
@@ -139,6 +146,39 @@ async def open_all(
     return [await ring.open(clinic_id, aad, stored) for aad, stored in items]
 
 
+class LookupMemo:
+    """Lookup hashes already computed, by a digest of the value they hash.
+
+    Normalising a phone (``phonenumbers``: parse, validate, format) costs ~50 us, and
+    several projections hash the same phone (patients, consents, each profile change).
+    The memo holds no personal value: entries are keyed by a keyed digest under a
+    random key of this process (never stored), and hold the same pseudonyms the read
+    models store. It caches a deterministic function, so it never changes an answer
+    (an erased person's phone hashes alike with or without it); bounded, emptied when
+    full.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._digest_key = os.urandom(32)
+        self._hashes: dict[tuple[str, bytes], str | None] = {}
+
+    def get(self, clinic_id: str, value: str, compute: Callable[[], str | None]) -> str | None:
+        digest = hashlib.blake2b(
+            value.encode("utf-8", "surrogatepass"), key=self._digest_key, digest_size=16
+        ).digest()
+        memo_key = (clinic_id, digest)
+        try:
+            return self._hashes[memo_key]
+        except KeyError:
+            pass
+        found = compute()
+        if len(self._hashes) >= self.max_entries:
+            self._hashes.clear()
+        self._hashes[memo_key] = found
+        return found
+
+
 class PersonalData:
     """What a projection holding personal data is given: the pseudonymizer for lookup
     hashes and the subject key store for sealing values to show."""
@@ -146,9 +186,16 @@ class PersonalData:
     def __init__(self, pseudonymizer: Pseudonymizer, keys: SubjectKeyStore) -> None:
         self.pseudonymizer = pseudonymizer
         self.keys = keys
+        self._phone_hashes = LookupMemo()
 
     def phone_hash(self, clinic_id: str, phone: Any) -> str | None:
-        return lookup_hash(self.pseudonymizer, clinic_id, PHONE_LOOKUP, phone)
+        if not isinstance(phone, str) or phone == ERASED:
+            return lookup_hash(self.pseudonymizer, clinic_id, PHONE_LOOKUP, phone)
+        return self._phone_hashes.get(
+            clinic_id,
+            phone,
+            lambda: lookup_hash(self.pseudonymizer, clinic_id, PHONE_LOOKUP, phone),
+        )
 
     def email_hash(self, clinic_id: str, email: Any) -> str | None:
         return lookup_hash(self.pseudonymizer, clinic_id, EMAIL_LOOKUP, email)

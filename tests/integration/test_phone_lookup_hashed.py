@@ -480,3 +480,35 @@ async def test_a_projector_without_the_secret_and_keys_refuses_to_start(
         await run_projector(pg_pool, asyncio.Event(), store=event_store)
     with pytest.raises(ValueError, match="keeps personal data"):
         await rebuild(pg_pool, "patients")
+
+
+async def test_the_projector_reads_events_as_the_store_hands_them_out(world: World) -> None:
+    """The projector reads the events table itself (data as JSON text, no metadata) and
+    opens it through the shredding store: the same events and data as ``read_all``
+    through the store, erased values included, each with the key that sealed it."""
+    clinic = await seeded(world)
+    await world.keys.destroy(
+        clinic.clinic_id, [subject_id("patient", "p2")], actor="test", reason="test"
+    )
+    projected = await store_reader(world.store)(0, 100_000)
+    assert projected and projected[-1].position >= clinic.position
+    opened = await world.store.read_all(after_position=0, limit=len(projected))
+    raw = await world.store.inner.read_all(after_position=0, limit=len(projected))
+    assert [e.position for e in projected] == [e.global_position for e in opened]
+    for p, o, r in zip(projected, opened, raw, strict=True):
+        assert (p.clinic_id, p.stream_id, p.stream_type, p.version, p.type, p.recorded_at) == (
+            o.clinic_id,
+            o.stream_id,
+            o.stream_type,
+            o.version,
+            o.event_type,
+            o.recorded_at,
+        )
+        assert p.data == o.data
+        kids = {v["kid"] for v in r.data.values() if isinstance(v, dict) and "kid" in v}
+        assert p.key_id == (kids.pop() if len(kids) == 1 else None)
+    mine = [p for p in projected if p.clinic_id == clinic.clinic_id]
+    p2 = next(p for p in mine if p.type == "PatientRegistered" and p.data["patient_id"] == "p2")
+    assert p2.data["phone"] is None and p2.key_id is not None  # erased, and says by which key
+    p1 = next(p for p in mine if p.type == "PatientRegistered" and p.data["patient_id"] == "p1")
+    assert p1.data["first_name"] == "Ioana"
