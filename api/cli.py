@@ -153,9 +153,12 @@ async def _projector_and_relay(settings: Settings, database_url: str) -> None:
     """
     import contextlib
 
+    from adapters.gc_tuning import freeze_startup_heap
     from adapters.outbox_relay import run_outbox_relay
     from api import dev_setup
 
+    # Everything imported: full collections need not walk modules and schemas again.
+    freeze_startup_heap("projector")
     stop = asyncio.Event()
     relay = asyncio.create_task(run_outbox_relay(settings, database_url, stop))
     try:
