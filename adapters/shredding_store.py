@@ -318,11 +318,37 @@ class CryptoShreddingEventStore:
         """Open the sealed values of stored events (one key lookup for the batch), then upcast."""
         found = [sealed_values(e.data) for e in events]
         keys = await self.keys_for(found)
-        if keys and _TRACKED_KEYS.get() is not None:
-            for e, sealed in zip(events, found, strict=True):
-                ids = {v["kid"] for v in sealed.values()}
-                _note_keys(e.stream_id, [k for k in ids if k in keys and not keys[k].destroyed])
+        if keys:
+            self._what_reads_prove(events, found, keys)
         return [self._open_one(e, keys, sealed) for e, sealed in zip(events, found, strict=True)]
+
+    def _what_reads_prove(
+        self,
+        events: Sequence[RecordedEvent],
+        found: Sequence[Mapping[str, Mapping[str, Any]]],
+        keys: Mapping[str, SubjectKey],
+    ) -> None:
+        """Note what stored sealed values prove.
+
+        * A value sealed with a subject's key means that subject was linked to the
+          value's stream before the event was appended (``append`` records an event's
+          links first, its sealing subject's among them): the key store is told, so the
+          next append to the stream does not insert links the index already holds.
+        * Within :func:`track_subject_keys`, the live keys that opened each stream.
+        """
+        tracking = _TRACKED_KEYS.get() is not None
+        linked: dict[str, set[Link]] = {}
+        for e, sealed in zip(events, found, strict=True):
+            if not sealed:
+                continue
+            ids = {v["kid"] for v in sealed.values()}
+            used = [keys[k] for k in ids if k in keys]
+            if tracking:
+                _note_keys(e.stream_id, [k.key_id for k in used if not k.destroyed])
+            links = linked.setdefault(e.clinic_id, set())
+            links.update((k.subject_id, "stream", e.stream_id) for k in used)
+        for clinic_id, links in linked.items():
+            self.keys.known_links(clinic_id, links)
 
     async def keys_for(
         self, found: Iterable[Mapping[str, Mapping[str, Any]]]

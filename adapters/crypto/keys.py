@@ -132,6 +132,10 @@ class SubjectKeyStore(Protocol):
         """Record links (idempotent)."""
         ...
 
+    def known_links(self, clinic_id: str, links: Iterable[Link]) -> None:
+        """Links a read proved recorded: ``link`` may skip them (an optimisation only)."""
+        ...
+
     async def reachable(self, clinic_id: str, subject: str) -> set[str]:
         """The subject and every subject linked from it, transitively."""
         ...
@@ -237,6 +241,9 @@ class InMemorySubjectKeyStore:
 
     async def link(self, clinic_id: str, links: Iterable[Link]) -> None:
         self._links.update((clinic_id, *link) for link in links)
+
+    def known_links(self, clinic_id: str, links: Iterable[Link]) -> None:
+        """Nothing to skip: linking in memory costs nothing."""
 
     async def reachable(self, clinic_id: str, subject: str) -> set[str]:
         found, frontier = {subject}, [subject]
@@ -495,6 +502,11 @@ class PostgresSubjectKeyStore:
             [t for _, _, t in fresh],
         )
         self._seen.add(clinic_id, fresh)
+
+    def known_links(self, clinic_id: str, links: Iterable[Link]) -> None:
+        """Links a read proved recorded (see ``CryptoShreddingEventStore``): ``link``
+        skips them like the ones this process inserted itself."""
+        self._seen.add(clinic_id, links)
 
     async def reachable(self, clinic_id: str, subject: str) -> set[str]:
         rows = await self._pool.fetch(

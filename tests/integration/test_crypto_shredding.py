@@ -611,3 +611,38 @@ async def test_export_then_erase_over_http(world: World, api: Api) -> None:
     assert [s for s in SECRETS if s in after.text] == []
     allowed = [r.entry.function for r in await api.audit.recent(clinic.clinic_id)]
     assert allowed.count("admin.export_patient") == 2 and "admin.erase_patient" in allowed
+
+
+async def test_a_cold_write_in_another_process_reuses_what_its_read_proved(world: World) -> None:
+    """Another process (its own key store) reads a patient's stream: the key that opened it
+    is the subject's live key (no second lookup to seal the update) and the stream's link
+    to the subject is known (no INSERT into the subject index); the update still lands."""
+    clinic = await seeded_clinic(world)
+    counted: list[str] = []
+
+    class Counting(PostgresSubjectKeyStore):
+        async def _live_key(self, clinic_id: str, subject: str) -> Any:
+            counted.append("live-key lookup")
+            return await super()._live_key(clinic_id, subject)
+
+        async def link(self, clinic_id: str, links: Any) -> None:
+            fresh = self._seen.new(clinic_id, links)
+            if fresh:
+                counted.append(f"link insert {fresh}")
+            await super().link(clinic_id, links)
+
+    keys = Counting.from_secret(world.pool, SECRET)
+    await keys.start()
+    try:
+        store = CryptoShreddingEventStore(world.inner, keys, world.pseudonymizer)
+        bus = CommandBus(store, pool=world.pool, pseudonymizer=world.pseudonymizer)
+        result = await bus.execute(
+            c.UpdatePatient(patient_id="p1", updates=c.PatientChanges(notes="second process")),
+            clinic.ctx(),
+        )
+        assert result.stream_versions[Patient.stream_id_for("p1")] >= 2
+        assert counted == []
+        [*_, updated] = await clinic.events(Patient.stream_id_for("p1"))
+        assert updated.to_domain().changes == {"notes": "second process"}  # type: ignore[attr-defined]
+    finally:
+        await keys.close()
