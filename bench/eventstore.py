@@ -728,6 +728,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         if getattr(options, name) is None:
             setattr(options, name, default // scale)
+    for name, least in (("commands_c1", 1), ("commands_c8", 8 * options.rounds)):
+        if getattr(options, name) < least:  # the figures need commands at each concurrency
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}")
     return options
 
 
