@@ -183,12 +183,17 @@ async def account(
     """Wait (bounded) until the asynchronous work of ``outcomes`` is done, then compare
     what was stored since ``baseline`` (``totals`` before the load) with what was accepted.
 
-    Done: one AppointmentScheduled per accepted booking and every queued message sent
-    or failed. Returns the counts, ``drain_s`` (seconds that took) and ``effects_ok``.
+    Done: one AppointmentScheduled per accepted booking, a message queued for every
+    accepted send and booking confirmation, and every queued message sent or failed (a
+    booking is scheduled before its confirmation is queued: waiting for the schedule
+    alone once ended the wait between the two and counted a message still on its way).
+    Returns the counts, ``drain_s`` (seconds that took) and ``effects_ok``.
     """
     import asyncpg
 
     accepted = Counter(o.function for o in outcomes if o.accepted)
+    # every accepted send and every booking's confirmation
+    expected_messages = accepted["send_whatsapp"] + accepted["schedule_appointment"]
     started = time.monotonic()
     conn = await asyncpg.connect(cluster.database_url)
     try:
@@ -198,14 +203,17 @@ async def account(
             scheduled = now["AppointmentScheduled"]
             queued, sent = now["WhatsAppMessageQueued"], now["WhatsAppMessageSent"]
             failed = now["WhatsAppMessageFailed"]
-            if scheduled >= accepted["schedule_appointment"] and queued == sent + failed:
+            if (
+                scheduled >= accepted["schedule_appointment"]
+                and queued >= expected_messages  # a booking queues its confirmation last
+                and queued == sent + failed
+            ):
                 break
             await asyncio.sleep(0.5)
         drain_s = time.monotonic() - started
     finally:
         await conn.close()
     leads, outbox = now["LeadCreated"], now["sandbox_rows"]
-    expected_messages = accepted["send_whatsapp"] + accepted["schedule_appointment"]
     ok = (
         scheduled == accepted["schedule_appointment"]
         and leads == accepted["score_lead"]
