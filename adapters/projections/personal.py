@@ -156,8 +156,7 @@ class LookupMemo:
     models store. It caches a deterministic function, so it never changes an answer
     (an erased person's phone hashes alike with or without it); bounded, emptied when
     full. The bound is a few batches' worth: the gain is within a batch and across the
-    projections of one batch, and a larger memo only grows the process for ~30 min of
-    new phones (the 10-minute soak saw the projector's RSS still climbing at 50,000).
+    projections of one batch, which a larger memo does not add to.
     """
 
     def __init__(self, max_entries: int = 4096) -> None:

@@ -45,6 +45,7 @@ from adapters.projections.base import Conn, ProjectedEvent, Projection
 from adapters.projections.personal import PersonalData
 from adapters.shredding_store import CryptoShreddingEventStore
 from adapters.telemetry.metrics import set_projection_lag
+from domain.events import RecordedEvent
 from domain.ports import EventStore
 from domain.upcasting import UPCASTERS, Upcasters
 
@@ -151,21 +152,23 @@ def store_reader(store: EventStore) -> EventReader:
 
     async def read(after: int, limit: int) -> list[ProjectedEvent]:
         events = await store.read_all(after_position=after, limit=limit)
-        return [
-            ProjectedEvent(
-                e.global_position,
-                e.clinic_id,
-                e.stream_id,
-                e.stream_type,
-                e.version,
-                e.event_type,
-                e.data,
-                e.recorded_at,
-            )
-            for e in events
-        ]
+        return [_projected(e, e.data, None) for e in events]
 
     return read
+
+
+def _projected(e: RecordedEvent, data: dict[str, Any], key_id: str | None) -> ProjectedEvent:
+    return ProjectedEvent(
+        e.global_position,
+        e.clinic_id,
+        e.stream_id,
+        e.stream_type,
+        e.version,
+        e.event_type,
+        data,
+        e.recorded_at,
+        key_id,
+    )
 
 
 def _shredding_reader(store: CryptoShreddingEventStore) -> EventReader:
@@ -184,19 +187,7 @@ def _shredding_reader(store: CryptoShreddingEventStore) -> EventReader:
                 clinic_id=e.clinic_id,
                 stream_id=e.stream_id,
             )
-            out.append(
-                ProjectedEvent(
-                    e.global_position,
-                    e.clinic_id,
-                    e.stream_id,
-                    e.stream_type,
-                    e.version,
-                    e.event_type,
-                    data,
-                    e.recorded_at,
-                    _one(sealed),
-                )
-            )
+            out.append(_projected(e, data, _one(sealed)))
         return out
 
     return read
