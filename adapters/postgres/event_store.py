@@ -130,7 +130,7 @@ SELECT json_agg(json_build_array(global_position, stream_type, version, event_ty
 
 _READ_ALL = """
 SELECT e.global_position, e.clinic_id, e.stream_id, e.stream_type, e.version, e.event_type,
-       e.schema_version, e.data, {extra}e.recorded_at,
+       e.schema_version, {data}, {extra}e.recorded_at,
        e.global_position < barrier.position AS safe
   FROM events e,
        (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 65536 AS position)
@@ -139,11 +139,13 @@ SELECT e.global_position, e.clinic_id, e.stream_id, e.stream_type, e.version, e.
  ORDER BY e.global_position
  LIMIT $2
 """
-READ_ALL = _READ_ALL.format(extra="e.metadata, e.idempotency_key, ")
+READ_ALL = _READ_ALL.format(data="e.data", extra="e.metadata, e.idempotency_key, ")
 """Events after a position in global order, each flagged ``safe`` when no transaction
 still in flight can commit an event before it."""
-READ_ALL_DATA = _READ_ALL.format(extra="")
+READ_ALL_DATA = _READ_ALL.format(data="e.data", extra="")
 """The same without metadata, for projections (half the JSON to decode)."""
+READ_ALL_DATA_TEXT = _READ_ALL.format(data="e.data::text AS data", extra="")
+"""The same with the data as JSON text, for readers that decode it faster themselves."""
 
 _STREAM_VERSIONS = """
 SELECT stream_id, max(version) AS version FROM events
@@ -214,6 +216,11 @@ class PostgresEventStore:
         if self._group is None:
             return 0, 0
         return self._group.batches, self._group.items
+
+    @property
+    def hold_wait(self) -> float:
+        """Seconds ``read_all`` waits for a transaction in flight that holds back every event."""
+        return self._hold_wait
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -466,14 +473,8 @@ class PostgresEventStore:
         """
         if limit <= 0:
             return []
-        deadline = time.monotonic() + self._hold_wait
-        delay = 0.002
-        while True:
-            rows, held = await fetch_committed(self._pool, after_position, limit)
-            if rows or not held or time.monotonic() >= deadline:
-                return [self._recorded(r, r["clinic_id"], r["stream_id"]) for r in rows]
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
+        rows = await wait_committed(self._pool, after_position, limit, self._hold_wait)
+        return [self._recorded(r, r["clinic_id"], r["stream_id"]) for r in rows]
 
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> tuple[Any, int]:
         """Stored data lifted to the event's current schema version (as stored: no upcasters)."""
@@ -652,18 +653,46 @@ def _read_guards(appends: Sequence[StreamAppend]) -> list[tuple[str, int]]:
 
 
 async def fetch_committed(
-    conn: Executor, after_position: int, limit: int, *, metadata: bool = True
+    conn: Executor,
+    after_position: int,
+    limit: int,
+    *,
+    metadata: bool = True,
+    data_as_text: bool = False,
 ) -> tuple[list[asyncpg.Record], bool]:
     """Rows after ``after_position`` that are safe to deliver, and whether any were held.
 
     A row is held when a transaction that may still commit an earlier position is in
     flight; rows after a held one are held too, so the answer is a prefix of the log.
+    ``data_as_text`` (only without ``metadata``): ``data`` is the JSON text, undecoded.
     """
-    rows = await conn.fetch(READ_ALL if metadata else READ_ALL_DATA, after_position, limit)
+    if metadata:
+        if data_as_text:
+            raise ValueError("data_as_text reads without metadata")
+        query = READ_ALL
+    else:
+        query = READ_ALL_DATA_TEXT if data_as_text else READ_ALL_DATA
+    rows = await conn.fetch(query, after_position, limit)
     for index, row in enumerate(rows):
         if not row["safe"]:
             return rows[:index], True
     return rows, False
+
+
+async def wait_committed(
+    pool: asyncpg.Pool, after_position: int, limit: int, hold_wait: float, **options: bool
+) -> list[asyncpg.Record]:
+    """``fetch_committed``'s safe rows; when a transaction in flight holds back every
+    one, wait up to ``hold_wait`` seconds for it, then answer what is safe (maybe none).
+    ``options``: ``fetch_committed``'s ``metadata`` and ``data_as_text``."""
+    deadline = time.monotonic() + hold_wait
+    delay = 0.002
+    while True:
+        rows, held = await fetch_committed(pool, after_position, limit, **options)
+        if rows or not held or time.monotonic() >= deadline:
+            return rows
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.02)
 
 
 _EVENT_FIELDS = frozenset(RecordedEvent.model_fields)

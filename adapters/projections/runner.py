@@ -36,10 +36,10 @@ from pydantic_core import from_json
 
 from adapters.crypto.fields import sealed_values
 from adapters.postgres.event_store import (
-    READ_ALL_DATA,
     WAKE_CHANNEL,
     PostgresEventStore,
     fetch_committed,
+    wait_committed,
 )
 from adapters.projections.base import Conn, ProjectedEvent, Projection
 from adapters.projections.personal import PersonalData
@@ -56,9 +56,6 @@ DEFAULT_BATCH = 5000
 DEFAULT_CONCURRENCY = 3
 """Projections applying a batch at once (each on a pool connection of its own)."""
 MAX_LAG_COUNT = 1_000_000
-HOLD_WAIT = 0.25
-"""Seconds a read waits for an in-flight transaction that holds back every event (the
-store's ``hold_wait`` default)."""
 
 EventReader = Callable[[int, int], Awaitable[list[ProjectedEvent]]]
 """``read(after_position, limit)``: events in global order, never skipping one."""
@@ -197,7 +194,11 @@ def _shredding_table_reader(
     store: CryptoShreddingEventStore, inner: PostgresEventStore
 ) -> EventReader:
     async def read(after: int, limit: int) -> list[ProjectedEvent]:
-        rows = await _read_committed(inner.pool, after, limit)
+        # data as JSON text: ``pydantic_core.from_json`` decodes it in about half the time
+        # of the pool's jsonb codec (``json.loads`` per value), thousands per batch
+        rows = await wait_committed(
+            inner.pool, after, limit, inner.hold_wait, metadata=False, data_as_text=True
+        )
         # as ``inner.read_all`` hands them out (upcast only if the inner store upcasts)
         stored = [
             inner.upcast(r["event_type"], r["schema_version"], _data(r["data"])) for r in rows
@@ -234,41 +235,8 @@ def _shredding_table_reader(
     return read
 
 
-_READ_DATA_TEXT = READ_ALL_DATA.replace("e.data,", "e.data::text AS data,", 1)
-"""``fetch_committed``'s query (same columns, same barrier) with the data as JSON text:
-decoding it with ``pydantic_core.from_json`` here costs about half of what the pool's
-jsonb codec (``json.loads`` called per value) does, and a batch decodes thousands."""
-
-
-async def _fetch_committed(
-    pool: asyncpg.Pool, after: int, limit: int
-) -> tuple[list[asyncpg.Record], bool]:
-    """``fetch_committed(pool, after, limit, metadata=False)``, data as JSON text."""
-    if _READ_DATA_TEXT == READ_ALL_DATA:  # the store's query changed shape: read it as is
-        return await fetch_committed(pool, after, limit, metadata=False)
-    rows = await pool.fetch(_READ_DATA_TEXT, after, limit)
-    for index, row in enumerate(rows):  # a prefix of the log: stop at the first held row
-        if not row["safe"]:
-            return rows[:index], True
-    return rows, False
-
-
 def _data(stored: Any) -> dict[str, Any]:
     return from_json(stored) if isinstance(stored, str) else stored
-
-
-async def _read_committed(pool: asyncpg.Pool, after: int, limit: int) -> list[asyncpg.Record]:
-    """Rows after ``after`` that no transaction in flight can precede; when one holds
-    back everything, wait for it up to ``HOLD_WAIT`` s as ``PostgresEventStore.read_all``
-    does."""
-    deadline = time.monotonic() + HOLD_WAIT
-    delay = 0.002
-    while True:
-        rows, held = await _fetch_committed(pool, after, limit)
-        if rows or not held or time.monotonic() >= deadline:
-            return rows
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.02)
 
 
 def _one(sealed: Mapping[str, Mapping[str, Any]]) -> str | None:

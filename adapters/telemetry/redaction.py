@@ -164,16 +164,16 @@ configuration, a handful of values per process, so their masking is remembered."
 def redact_value(key: str, value: Any) -> Any:
     """The value to keep for ``key``: dropped if the key is sensitive, else pattern-masked."""
     if key in STATEMENT_KEYS and isinstance(value, str):
-        return _redact_statement(value)
+        return _redact_remembered(value)
     if key in INFRASTRUCTURE_KEYS and isinstance(value, str):
-        return _redact_statement(value)
+        return _redact_remembered(value)
     if is_sensitive_key(key):
         return REDACTED
     return redact_any(value)
 
 
 @lru_cache(maxsize=1024)
-def _redact_statement(statement: str) -> str:
+def _redact_remembered(statement: str) -> str:
     """``redact_text`` of a SQL statement or an infrastructure value, remembered: every
     query span carries them, and the same few come back with every request."""
     return redact_text(statement)
