@@ -32,6 +32,8 @@ def test_collects_garbage_then_freezes_survivors(unfrozen: None) -> None:
     frozen = freeze_startup_heap("test")
 
     assert dead() is None, "start-up garbage in cycles must be collected before freezing"
-    assert frozen == gc.get_freeze_count() > 0
+    # (not equal to a later get_freeze_count: frozen objects freed by reference counting
+    # leave the permanent generation)
+    assert frozen > 0 and gc.get_freeze_count() > 0
     tracked = {id(o) for o in gc.get_objects()}
     assert id(survivor) not in tracked, "a survivor must sit in the permanent generation"
