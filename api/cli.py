@@ -145,7 +145,7 @@ async def _projector_and_relay(settings: Settings, database_url: str) -> None:
     """
     import contextlib
 
-    from adapters.gc_tuning import freeze_startup_heap
+    from adapters.gc_tuning import freeze_startup_heap, trim_heap_periodically
     from adapters.outbox_relay import run_outbox_relay
     from api import dev_setup
 
@@ -153,10 +153,13 @@ async def _projector_and_relay(settings: Settings, database_url: str) -> None:
     freeze_startup_heap("projector")
     stop = asyncio.Event()
     relay = asyncio.create_task(run_outbox_relay(settings, database_url, stop))
+    # Batches are allocated and freed whole: give glibc's free pages back (flat RSS).
+    trimmer = asyncio.create_task(trim_heap_periodically("projector", stop))
     try:
         await dev_setup.run_projector_process(settings, database_url)
     finally:
         stop.set()
+        await trimmer
         try:
             await asyncio.wait_for(relay, 10)
         except TimeoutError:
