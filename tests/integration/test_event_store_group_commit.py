@@ -266,3 +266,61 @@ async def test_read_guards_refuse_a_moved_stream_and_stay_out_of_the_key(
         clinic, [to(written, NO_STREAM, assigned(3))], metadata=META, idempotency_key="g"
     )
     assert again.replayed and again.stream_versions == {written: 1}
+
+
+async def test_the_group_survives_losing_its_connection(pg_dsn: str) -> None:
+    """The group's writer keeps one pool connection over a run of batches; when the
+    server drops it, the appends under way (and a batch sent on it before the client
+    notices) get the error, their outcome unknown to them, and the next ones land on
+    a fresh connection."""
+    from adapters.postgres.pool import create_pool
+
+    app = f"gc-{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(pg_dsn, min_size=1, max_size=4, application_name=app)
+    store = PostgresEventStore(pool, notify=False)
+    admin = await asyncpg.connect(pg_dsn)
+    clinic = new_id("clinic")
+    landed: list[str] = []
+    failed: list[BaseException] = []
+    running = True
+    progress = asyncio.Event()
+
+    async def writer(n: int) -> None:
+        while running:
+            stream = new_id("lead")
+            try:
+                await store.append(clinic, [to(stream, NO_STREAM, assigned(n))], metadata=META)
+            except Exception as exc:  # the outcome of an append cut off is unknown
+                failed.append(exc)
+            else:
+                landed.append(stream)
+                progress.set()
+
+    async def until_landed(count: int) -> None:
+        while len(landed) < count:
+            progress.clear()
+            await progress.wait()
+
+    writers = [asyncio.create_task(writer(n)) for n in range(6)]
+    try:
+        await asyncio.wait_for(until_landed(200), 30)
+        batches, appends = store.group_commit_stats
+        assert appends - batches > 100, "concurrent appends should share statements"
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1",
+            app,
+        )
+        assert killed >= 1
+        await asyncio.wait_for(until_landed(len(landed) + 200), 30)
+    finally:
+        running = False
+        await asyncio.wait_for(asyncio.gather(*writers), 10)
+    try:
+        assert len(failed) <= 12, f"only appends under way may fail: {failed[:3]}"
+        versions = await store.stream_versions(clinic, landed)
+        assert versions == dict.fromkeys(landed, 1), "every accepted append is in, once"
+    finally:
+        await store.aclose()
+        await pool.close()
+        await admin.close()
