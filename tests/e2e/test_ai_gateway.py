@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from adapters.cqrs import CommandBus, QueryBus
 from adapters.crypto.keys import PostgresSubjectKeyStore
 from adapters.postgres.event_store import PostgresEventStore
-from adapters.projections import PersonalData
+from adapters.projections import PROJECTION_NAMES, PersonalData
 from adapters.projections.runner import run_projector
 from adapters.pseudonym import HmacPseudonymizer
 from adapters.temporal.gateway import TemporalWorkflowGateway
@@ -102,12 +102,16 @@ async def stack(
     keys = PostgresSubjectKeyStore.from_secret(pg_pool, settings.secret_key)
     queries = QueryBus(pg_pool, pseudonymizer=pseudonymizer, keys=keys)
     workflows = TemporalWorkflowGateway(temporal_env.client, settings, registry=REGISTRY)
-    await _seed(commands)
+    seeded = await _seed(commands)
     stop = asyncio.Event()
     personal = PersonalData(pseudonymizer, keys)
     projector = asyncio.create_task(
         run_projector(pg_pool, stop, personal=personal, poll_interval=0.05)
     )
+    # Every test may read the seed at once (also one run alone): the read models first.
+    async with asyncio.timeout(30):
+        while min((await queries.positions(PROJECTION_NAMES)).values()) < seeded:  # noqa: ASYNC110 - polling checkpoints
+            await asyncio.sleep(0.02)
     counts = {name: len(t.params) for name, t in TEMPLATES.items()}
     with Fake360Dialog(templates=counts) as fake:
         async with WhatsAppClient(fake.api_key, base_url=fake.url + "/v1") as whatsapp:
@@ -141,13 +145,17 @@ async def stack(
         await projector
 
 
-async def _seed(commands: CommandBus) -> None:
+async def _seed(commands: CommandBus) -> int:
+    """The clinic, a doctor and two patients; the global position of the last event."""
     await commands.execute(ConfigureClinic(name="Clinica E2E", location="Str. Lunii 3"), ADMIN)
     await commands.execute(AddDoctor(doctor_id="doc-1", name="Dr. Ionescu"), ADMIN)
+    last = 0
     for patient_id, phone in (("pat-1", PHONE), ("pat-2", "+40722000111")):
-        await commands.execute(
+        result = await commands.execute(
             RegisterPatient(patient_id=patient_id, first_name="Ana", phone=phone), ADMIN
         )
+        last = max(last, result.position)
+    return last
 
 
 def consent(patient_id: str, phone: str, consent_type: str) -> dict[str, Any]:
