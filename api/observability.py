@@ -19,7 +19,10 @@
   safe token or a new uuid, is also ``request.state.correlation_id`` and the
   ``medicalcor.correlation_id`` attribute of the server span);
 * instruments the app with OpenTelemetry's FastAPI instrumentation (W3C
-  ``traceparent`` honoured; scrapes and probes not traced);
+  ``traceparent`` honoured; scrapes and probes not traced); the server span is named
+  ``METHOD /route/template`` (and given ``http.route``) by the middleware once the
+  router has matched the route, rather than by the instrumentation matching every
+  route of the app a second time per request;
 * wraps the app's lifespan to run the diagnostics refresher and, in multiprocess
   metrics mode, to mark the worker dead at shutdown.
 """
@@ -36,8 +39,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.instrumentation.fastapi import (
+    FastAPIInstrumentor,
+    _get_default_span_details,
+)
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.util.http import sanitize_method
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -201,11 +210,24 @@ class ObservabilityMiddleware:
             extra.append((TRACE_HEADER, trace_id.encode()))
         status = 500
         started = time.perf_counter()
+        template: str | None = None
+
+        def matched_route() -> str:
+            # Known once the router matched (before the endpoint runs); the server span
+            # is named then, while it is still open (it ends with the response's body).
+            nonlocal template
+            if template is None:
+                template = route_template(scope, self.root_routes())
+                if template != UNMATCHED and _is_server_span(span):
+                    span.update_name(f"{_span_method(scope)} {template}")
+                    span.set_attribute(HTTP_ROUTE, template)
+            return template
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                matched_route()
                 timing = f"app;dur={(time.perf_counter() - started) * 1000:.3f}".encode()
                 headers = [*message.get("headers", ()), *extra, (SERVER_TIMING_HEADER, timing)]
                 message = {**message, "headers": headers}
@@ -217,9 +239,44 @@ class ObservabilityMiddleware:
         finally:
             self.diagnostics.in_flight -= 1
             seconds = time.perf_counter() - started
-            template = route_template(scope, self.root_routes())
-            record_http_request(scope["method"], template, status, seconds)
-            self.diagnostics.observe_http(scope["method"], template, status, seconds)
+            route = matched_route()
+            record_http_request(scope["method"], route, status, seconds)
+            self.diagnostics.observe_http(scope["method"], route, status, seconds)
+
+
+def _is_server_span(span: trace.Span) -> bool:
+    """The instrumentation's span of this request (not a caller's own, in process)."""
+    return span.is_recording() and getattr(span, "kind", None) is trace.SpanKind.SERVER
+
+
+def _span_method(scope: Scope) -> str:
+    method = sanitize_method(str(scope.get("method", "")).strip())
+    return "HTTP" if method == "_OTHER" else method
+
+
+def _server_span_details(scope: Scope) -> tuple[str, dict[str, str]]:
+    """An HTTP server span's name at its start: the method alone (the middleware adds the
+    route once the router matched it). Other scopes (websockets) as the instrumentation
+    names them."""
+    if scope["type"] != "http":
+        return _get_default_span_details(scope)
+    return _span_method(scope), {}
+
+
+def _name_server_spans_late(app: FastAPI) -> None:
+    """Let the FastAPI instrumentation's middleware start its span with
+    :func:`_server_span_details`: its own details match the path against every route
+    of the app per request, which the router then does again."""
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        stack = build()
+        otel = getattr(stack, "app", None)  # ServerErrorMiddleware(OpenTelemetryMiddleware)
+        if isinstance(otel, OpenTelemetryMiddleware):
+            otel.default_span_details = _server_span_details
+        return stack
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def _correlation_id(scope: Scope) -> str:
@@ -259,6 +316,7 @@ def install_observability(
             excluded_urls=NOT_TRACED,
             exclude_spans=["receive", "send"],
         )
+        _name_server_spans_late(app)
     _wrap_lifespan(app, diagnostics)
 
 

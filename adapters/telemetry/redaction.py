@@ -95,7 +95,10 @@ SENSITIVE_FULL_KEYS = frozenset(
 SENSITIVE_QUERY_PARAMS = frozenset({"name", "q", "query", "search"})
 
 _QUERY_PARAM = re.compile(r"([?&;]([A-Za-z_][A-Za-z0-9_]*)=)([^&#;\s]*)")
-_MAYBE_PII = re.compile(r"[\d@=%]")
+_MARKERS = re.compile(r"[@=%]")
+_PHONE_LIKE = re.compile(r"\d(?:[\s\-.()]{0,2}+\d){7}")
+"""Eight digits, each at most two separators from the next: every match of the phone
+patterns above contains such a run (each has eight digits or more, so separated)."""
 _PERCENT = re.compile(r"%2[bB0]|%40")
 _PERCENT_CHARS = {"%2b": "+", "%20": " ", "%40": "@"}
 
@@ -114,8 +117,15 @@ def is_sensitive_key(key: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Mask phone numbers, e-mail addresses and sensitive query parameters in ``text``."""
-    if not text or not _MAYBE_PII.search(text):
-        return text  # no digit, '@', '=' or '%': nothing any rule below could match
+    if not text or not (_MARKERS.search(text) or _PHONE_LIKE.search(text)):
+        # No '@' (e-mail), '=' (query parameter), '%' (encoded text) nor eight digits
+        # close together (phone): nothing _mask_all could match. Most texts of a span
+        # (URLs, ids, user agents, hex correlation ids) end here.
+        return text
+    return _mask_all(text)
+
+
+def _mask_all(text: str) -> str:
     text = _QUERY_PARAM.sub(_mask_query_param, text)
     if "%" in text:
         # URLs carry ``+40...`` as ``%2B40...``, spaces as ``%20``, ``@`` as ``%40``
@@ -183,12 +193,18 @@ def redact_any(value: Any) -> Any:
     """Pattern-mask strings, recursively inside mappings and sequences."""
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, _SCALARS):  # before the (slower) abstract type checks
+        return value
     if isinstance(value, Mapping):
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         items = [redact_any(v) for v in value]
         return tuple(items) if isinstance(value, tuple) else items
     return value
+
+
+_SCALARS = (int, float, type(None))
+"""Values with nothing to mask (``bool`` is an ``int``)."""
 
 
 def redact_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -414,3 +414,28 @@ async def test_unsafe_correlation_ids_are_replaced(client: httpx.AsyncClient) ->
     response = await client.get("/patients/p-4", headers={"x-correlation-id": "+40 721 234 567"})
     assert "721" not in response.headers["x-correlation-id"]
     assert len(response.headers["x-correlation-id"]) == 32
+
+
+async def test_server_spans_are_named_by_the_matched_route_without_matching_twice(
+    client: httpx.AsyncClient, tracing: TracingHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import opentelemetry.instrumentation.fastapi as otel_fastapi
+
+    def no_second_matching(scope: object) -> None:
+        raise AssertionError("the instrumentation matched the routes again")
+
+    monkeypatch.setattr(otel_fastapi, "_get_route_details", no_second_matching)
+    named = {}
+    for path in ["/patients/p-5", "/sub/items/7", "/explode", "/nope/1"]:
+        await client.get(path)
+        [latest] = tracing.buffer.search(limit=1)
+        stored = tracing.buffer.get(latest["traceId"])
+        assert stored is not None
+        [span] = stored["spans"]
+        named[path] = (span["name"], span["attributes"].get("http.route"))
+    assert named == {
+        "/patients/p-5": ("GET /patients/{patient_id}", "/patients/{patient_id}"),
+        "/sub/items/7": ("GET /sub/items/{item_id}", "/sub/items/{item_id}"),
+        "/explode": ("GET /explode", "/explode"),  # named before the 500 ends the span
+        "/nope/1": ("GET", None),
+    }

@@ -18,6 +18,7 @@ from adapters.telemetry.redaction import (
     EMAIL_MASK,
     PHONE_MASK,
     REDACTED,
+    _mask_all,
     is_sensitive_key,
     redact_any,
     redact_text,
@@ -247,3 +248,31 @@ def test_configure_logging_sends_uvicorn_access_lines_through_the_filter() -> No
         line["message"]
         == f'127.0.0.1:50000 - "GET /patients/{PHONE_MASK}?email={REDACTED} HTTP/1.1" 200'
     )
+
+
+def test_the_fast_path_only_skips_texts_no_rule_would_change() -> None:
+    """``redact_text`` returns early unless a marker or eight close digits are present;
+    over random texts built from what the rules look for, it masks exactly as the
+    rules themselves do."""
+    import random
+
+    rng = random.Random(20260525)
+    pieces = [*"0123456789", " ", "-", ".", "(", ")", "+", "/", ":", "a", "x", "_", "00", "40"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 24)))
+        assert redact_text(text) == _mask_all(text), text
+    for phone in PHONES:
+        assert redact_text(f"id c3246f535f45454b {phone}") == _mask_all(
+            f"id c3246f535f45454b {phone}"
+        )
+        assert PHONE_MASK in redact_text(phone)
+
+
+def test_the_fast_path_keeps_common_span_texts_as_they_are() -> None:
+    for text in (
+        "http://127.0.0.1:8000/ai/execute",
+        "python-httpx/0.28.1",
+        "c3246f535f45454b833f9799e0f56d16",
+        "patient-pat-1234",
+    ):
+        assert redact_text(text) is text
