@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from opentelemetry import context as otel_context
 from pydantic_core import to_json
 
 from adapters.telemetry.metrics import record_event_appended, record_event_store_latency
@@ -859,7 +860,9 @@ MAX_BATCH = 64
 """Appends per group commit (far below the 65,535 positions a transaction has)."""
 
 
-_Entry = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+_Entry = tuple[tuple[Any, ...], "asyncio.Future[Any]", otel_context.Context]
+"""An append queued for the group commit: its item, its caller's future, and the caller's
+trace context (the statement that carries it is traced as part of that caller's work)."""
 
 
 class _GroupCommit:
@@ -903,7 +906,7 @@ class _GroupCommit:
     async def append(self, item: tuple[Any, ...]) -> Any:
         """The append's row (``mc_append_batch`` shape, less ``item``)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        self._queue.append((item, future, otel_context.get_current()))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._drain())
         return await future
@@ -918,7 +921,7 @@ class _GroupCommit:
                     held = self._pool.acquire()
                     conn = await held.__aenter__()
                 except Exception as exc:  # no connection: every append queued fails
-                    for _, future in self._queue:
+                    for _, future, _ in self._queue:
                         if not future.done():
                             future.set_exception(exc)
                     self._queue = []
@@ -934,7 +937,7 @@ class _GroupCommit:
                 finally:
                     await held.__aexit__(None, None, None)
         except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
-            for _, future in batch + self._queue:
+            for _, future, _ in batch + self._queue:
                 if not future.done():
                     future.set_exception(exc)
             self._queue = []
@@ -953,7 +956,7 @@ class _GroupCommit:
         streams: set[tuple[str, str]] = set()
         keys: set[tuple[str, str]] = set()
         for entry in self._queue:
-            item, future = entry
+            item, future, _ = entry
             if future.done():  # its caller was cancelled before it was written
                 continue
             stream, key = (item[0], item[1]), (item[0], item[8])
@@ -969,14 +972,24 @@ class _GroupCommit:
 
     async def _write(self, conn: PoolConnectionProxy, batch: list[_Entry]) -> bool:
         """Send ``batch`` and answer its callers; False when the connection is lost."""
+        # Traced under the first caller's context: each statement is part of a request's
+        # trace, not a trace of its own nor of whichever request started the writer.
+        token = otel_context.attach(batch[0][2])
+        try:
+            return await self._write_batch(conn, batch)
+        finally:
+            otel_context.detach(token)
+
+    async def _write_batch(self, conn: PoolConnectionProxy, batch: list[_Entry]) -> bool:
         rows: list[Any]
         sound = True
         if len(batch) == 1:
-            row, sound = await self._resolve_one(conn, *batch[0])
+            item, future, _ = batch[0]
+            row, sound = await self._resolve_one(conn, item, future)
             rows = [row]
         else:
             try:
-                columns = zip(*(item for item, _ in batch), strict=True)
+                columns = zip(*(item for item, _, _ in batch), strict=True)
                 rows = await conn.fetch(_APPEND_BATCH, *(list(c) for c in columns))
             except asyncpg.PostgresError as exc:
                 # The statement was rolled back: nothing of the batch is in. One by one,
@@ -984,19 +997,19 @@ class _GroupCommit:
                 sound = not _connection_lost(exc)
                 on: Executor = conn if sound else self._pool
                 rows = []
-                for item, future in batch:
+                for item, future, _ in batch:
                     row, alive = await self._resolve_one(on, item, future)
                     rows.append(row)
                     sound = sound and alive
             except Exception as exc:  # the connection: the outcome is unknown to all
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(exc)
                 return False
-            for (_, future), row in zip(batch, rows, strict=True):
+            for (_, future, _), row in zip(batch, rows, strict=True):
                 if not future.done():
                     future.set_result(row)
-        self._count([(item, row) for (item, _), row in zip(batch, rows, strict=True)])
+        self._count([(item, row) for (item, _, _), row in zip(batch, rows, strict=True)])
         return sound
 
     @staticmethod

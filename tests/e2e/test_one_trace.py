@@ -391,3 +391,44 @@ async def test_a_finished_app_leaves_the_process_tracing_to_the_next(
     assert other_buffer.get(second_id) is None
     assert [s.name for s in trace_of(spans, first_id).spans] == ["while both run"]
     assert [s.name for s in trace_of(spans, second_id).spans] == ["after the other one ended"]
+
+
+async def test_each_group_committed_append_is_traced_under_its_own_caller(
+    stack: Stack, spans: InMemorySpanExporter
+) -> None:
+    """The event store's group-commit writer outlives the append that started it; the
+    statement carrying a later caller's append belongs to that caller's trace."""
+    from domain.events import EventMetadata, LeadAssigned
+    from domain.ports import NO_STREAM, StreamAppend
+
+    store = getattr(stack.services.store, "inner", stack.services.store)
+    tracer = tracing(stack.settings).provider.get_tracer("test")
+    clinic = f"clinic-trace-{secrets.token_hex(4)}"
+
+    async def append(label: str) -> str:
+        with tracer.start_as_current_span(f"caller {label}") as span:
+            await store.append(
+                clinic,
+                [
+                    StreamAppend(
+                        stream_id=f"lead-{label}-{secrets.token_hex(4)}",
+                        stream_type="lead",
+                        expected_version=NO_STREAM,
+                        events=(LeadAssigned(lead_id="l", assignee=label),),
+                    )
+                ],
+                metadata=EventMetadata(actor="test", correlation_id=label),
+            )
+            return format(span.get_span_context().trace_id, "032x")
+
+    # B queues while the writer A started is still running (it yields once after A)
+    first, second = await append("a"), await append("b")
+    assert first != second
+    appends = [
+        s
+        for s in spans.get_finished_spans()
+        if "mc_append" in str((s.attributes or {}).get("db.statement", ""))
+        and format(s.context.trace_id, "032x") in (first, second)
+    ]
+    traces = sorted(format(s.context.trace_id, "032x") for s in appends)
+    assert traces == sorted([first, second]), [s.name for s in appends]
