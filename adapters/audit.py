@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
+from opentelemetry import context as otel_context
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ class AuditRecord:
     entry: AuditEntry
 
 
+_Pending = tuple[AuditEntry, "asyncio.Future[None]", otel_context.Context]
+"""An entry waiting for its batch, its caller's future and trace context."""
+
+
 class AuditLog:
     """Group-committed writer and reader of ``audit_log``."""
 
@@ -94,7 +99,7 @@ class AuditLog:
         self._pool = pool
         self._max_batch = max_batch
         self._max_backlog = max_backlog
-        self._pending: list[tuple[AuditEntry, asyncio.Future[None]]] = []
+        self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -107,10 +112,10 @@ class AuditLog:
         """Queue ``entry`` for the next batch; the future completes once it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.add_done_callback(_retrieved)
-        self._pending.append((entry, done))
+        self._pending.append((entry, done, otel_context.get_current()))
         if self._writer is None or self._writer.done():
             # An empty context: the writer outlives this request and writes other
-            # requests' entries too, so its SQL must not join this request's trace.
+            # requests' entries too; each batch is traced under its first entry's caller.
             self._writer = asyncio.get_running_loop().create_task(
                 self._drain(), context=contextvars.Context()
             )
@@ -124,8 +129,9 @@ class AuditLog:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            token = otel_context.attach(batch[0][2])
             try:
-                columns = zip(*(entry.row() for entry, _ in batch), strict=True)
+                columns = zip(*(entry.row() for entry, _, _ in batch), strict=True)
                 await self._pool.execute(_INSERT, *columns)
             except Exception as exc:
                 self._failing = True
@@ -134,6 +140,8 @@ class AuditLog:
             else:
                 self._failing = False
                 _settle(batch, None)
+            finally:
+                otel_context.detach(token)
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is written (shutdown, tests)."""
@@ -152,8 +160,8 @@ class AuditLog:
         return [_record(r) for r in rows]
 
 
-def _settle(batch: list[tuple[AuditEntry, asyncio.Future[None]]], exc: Exception | None) -> None:
-    for _, done in batch:
+def _settle(batch: list[_Pending], exc: Exception | None) -> None:
+    for _, done, _ in batch:
         if done.done():
             continue
         if exc is None:
@@ -168,9 +176,9 @@ def _retrieved(done: asyncio.Future[None]) -> None:
         done.exception()
 
 
-def _log_unstored(batch: list[tuple[AuditEntry, asyncio.Future[None]]], exc: Exception) -> None:
+def _log_unstored(batch: list[_Pending], exc: Exception) -> None:
     log.error("audit batch of %d entries not stored: %s", len(batch), exc)
-    for entry, _ in batch:
+    for entry, _, _ in batch:
         log.error("audit entry not stored: %s", asdict(entry), extra={"audit": asdict(entry)})
 
 

@@ -288,6 +288,10 @@ async def test_booking_request_is_one_trace_from_the_callers_traceparent(
     for name in names:
         assert_activity(tree, start, name, workflow_id)
     assert sql_under(tree, root), tree.dump()  # the request's own SQL (consent, audit row)
+    audit = [
+        s for s in tree.spans if "audit_log" in str((s.attributes or {}).get("db.statement", ""))
+    ]
+    assert audit, f"the request's audit row is written within its trace\n{tree.dump()}"
 
     # nothing of this workflow went to another trace, and the tree has no loose ends
     strays = [
