@@ -44,7 +44,13 @@ from adapters.crypto.fields import (
     seal_event_data,
     sealed_values,
 )
-from adapters.crypto.keys import Link, SubjectErased, SubjectKeyStore, subject_id
+from adapters.crypto.keys import (
+    STREAM_KEYS_SQL,
+    Link,
+    SubjectErased,
+    SubjectKeyStore,
+    subject_id,
+)
 from domain.errors import InvalidArguments
 from domain.events import (
     ConsentRecorded,
@@ -244,6 +250,10 @@ class CryptoShreddingEventStore:
         self.keys = keys
         self.pseudonymizer = pseudonymizer
         self.upcasters = upcasters
+        # A stream and its keys in one statement, when both live in one PostgreSQL.
+        self._reads_keys_along = callable(getattr(inner, "read_stream_with", None)) and callable(
+            getattr(keys, "accept_rows", None)
+        )
 
     # --- append ---------------------------------------------------------------------
 
@@ -304,9 +314,17 @@ class CryptoShreddingEventStore:
         self, clinic_id: str, stream_id: str, *, after_version: int = 0
     ) -> list[RecordedEvent]:
         """The stream's events, personal fields opened (or erased)."""
-        return await self.open(
-            await self.inner.read_stream(clinic_id, stream_id, after_version=after_version)
+        if not self._reads_keys_along:
+            return await self.open(
+                await self.inner.read_stream(clinic_id, stream_id, after_version=after_version)
+            )
+        keys: Any = self.keys
+        generation = keys.generation  # before the read: see accept_rows
+        events, rows = await self.inner.read_stream_with(  # type: ignore[attr-defined]
+            clinic_id, stream_id, STREAM_KEYS_SQL, after_version=after_version
         )
+        found = [sealed_values(e.data) for e in events]
+        return self._opened(events, found, keys.accept_rows(rows, generation))
 
     async def read_all(self, *, after_position: int, limit: int) -> list[RecordedEvent]:
         """Events in global order, personal fields opened (or erased)."""
@@ -317,7 +335,14 @@ class CryptoShreddingEventStore:
     async def open(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
         """Open the sealed values of stored events (one key lookup for the batch), then upcast."""
         found = [sealed_values(e.data) for e in events]
-        keys = await self.keys_for(found)
+        return self._opened(events, found, await self.keys_for(found))
+
+    def _opened(
+        self,
+        events: list[RecordedEvent],
+        found: list[dict[str, dict[str, str]]],
+        keys: dict[str, SubjectKey],
+    ) -> list[RecordedEvent]:
         if keys:
             self._what_reads_prove(events, found, keys)
         return [self._open_one(e, keys, sealed) for e, sealed in zip(events, found, strict=True)]

@@ -35,12 +35,13 @@ the same size bound.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -278,6 +279,19 @@ class InMemorySubjectKeyStore:
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 _KEY_COLUMNS = "key_id, clinic_id, subject_id, wrapped_key, master_key_id"
+
+STREAM_KEYS_SQL = """(
+    SELECT json_agg(json_build_array(k.key_id, k.clinic_id, k.subject_id,
+                                     encode(k.wrapped_key, 'base64'), k.master_key_id))
+      FROM subject_keys k
+     WHERE k.key_id IN (SELECT f.value ->> 'kid'
+                          FROM s, jsonb_each(s.data) AS f
+                         WHERE jsonb_typeof(f.value) = 'object'
+                           AND f.value ->> '$enc' = 'v1'))"""
+"""The keys named by the sealed top-level values of the rows of ``s`` (events' ``data``),
+destroyed ones included, as one JSON array of ``[key_id, clinic_id, subject_id, wrapped
+key in base64 or null, master_key_id]``: for a statement that reads events to look up
+their keys too (``PostgresEventStore.read_stream_with``); see ``accept_rows``."""
 _RECORD_COLUMNS = "key_id, subject_id, created_at, destroyed_at, destroyed_by, destroy_reason"
 
 
@@ -414,6 +428,39 @@ class PostgresSubjectKeyStore:
                 self._remember(key, generation)
         return found
 
+    @property
+    def generation(self) -> int:
+        """Moves on whenever a notification may have made cached keys stale: take it
+        before a statement that reads keys, give it back to :meth:`accept_rows`."""
+        return self._generation
+
+    def accept_rows(
+        self, rows: Iterable[Sequence[Any]] | None, generation: int
+    ) -> dict[str, SubjectKey]:
+        """Keys another statement read (``STREAM_KEYS_SQL``'s rows), by id, as
+        :meth:`get_keys` answers: a key the rows show destroyed is destroyed; a live one
+        comes from the cache when it is there, else it is unwrapped and cached (if no
+        notification arrived since ``generation`` was taken)."""
+        found: dict[str, SubjectKey] = {}
+        for key_id, clinic_id, subject, wrapped, master in rows or ():
+            if wrapped is not None:
+                cached = self._by_id.get(key_id)
+                if cached is not None:
+                    found[key_id] = cached
+                    continue
+            key = self._unwrap(
+                {
+                    "key_id": key_id,
+                    "clinic_id": clinic_id,
+                    "subject_id": subject,
+                    "wrapped_key": None if wrapped is None else base64.b64decode(wrapped),
+                    "master_key_id": master,
+                }
+            )
+            found[key_id] = key
+            self._remember(key, generation)
+        return found
+
     async def destroy(
         self, clinic_id: str, subjects: Collection[str], *, actor: str, reason: str | None
     ) -> list[KeyRecord]:
@@ -538,7 +585,7 @@ class PostgresSubjectKeyStore:
         aad = _wrap_aad(key.key_id, key.clinic_id, key.subject_id)
         return nonce + self._masters[self._current].encrypt(nonce, key.material, aad)
 
-    def _unwrap(self, row: asyncpg.Record) -> SubjectKey:
+    def _unwrap(self, row: asyncpg.Record | Mapping[str, Any]) -> SubjectKey:
         key = SubjectKey(row["key_id"], row["clinic_id"], row["subject_id"], None)
         wrapped = row["wrapped_key"]
         if wrapped is None:

@@ -129,6 +129,23 @@ SELECT json_agg(json_build_array(global_position, stream_type, version, event_ty
 """
 """A stream as ONE JSON document: one decode per read instead of two per event."""
 
+_READ_STREAM_WITH = """
+WITH s AS MATERIALIZED (
+    SELECT global_position, stream_type, version, event_type, schema_version, data, metadata,
+           idempotency_key, recorded_at
+      FROM events
+     WHERE clinic_id = $1 AND stream_id = $2 AND version > $3
+)
+SELECT (SELECT json_agg(json_build_array(global_position, stream_type, version, event_type,
+                                         schema_version, data, metadata, idempotency_key,
+                                         recorded_at)
+                        ORDER BY version)
+          FROM s) AS events,
+       {also} AS also
+"""
+"""``_READ_STREAM`` and, in the same statement, one more value computed from the stream's
+rows (the CTE ``s``, columns as in ``events``)."""
+
 _READ_ALL = """
 SELECT e.global_position, e.clinic_id, e.stream_id, e.stream_type, e.version, e.event_type,
        e.schema_version, {data}, {extra}e.recorded_at,
@@ -443,6 +460,30 @@ class PostgresEventStore:
         """The stream's events above ``after_version``, in order, upcast to current data."""
         started = time.perf_counter()
         rows = await self._db().fetchval(_READ_STREAM, clinic_id, stream_id, after_version)
+        events = self._stream_events(clinic_id, stream_id, rows)
+        record_event_store_latency("read_stream", time.perf_counter() - started)
+        return events
+
+    async def read_stream_with(
+        self, clinic_id: str, stream_id: str, also: str, *, after_version: int = 0
+    ) -> tuple[list[RecordedEvent], Any]:
+        """``read_stream``, and the value of the SQL expression ``also`` over the stream's
+        rows (the CTE ``s``, columns as in ``events``), read in the same statement: what
+        a wrapping store would otherwise look up in a second round trip (``also`` is
+        code, never data: it becomes part of the statement's text)."""
+        started = time.perf_counter()
+        row = await self._db().fetchrow(
+            _READ_STREAM_WITH.format(also=also), clinic_id, stream_id, after_version
+        )
+        assert row is not None  # two scalar subqueries: always one row
+        events = self._stream_events(clinic_id, stream_id, row["events"])
+        record_event_store_latency("read_stream", time.perf_counter() - started)
+        return events, row["also"]
+
+    def _stream_events(
+        self, clinic_id: str, stream_id: str, rows: list[list[Any]] | None
+    ) -> list[RecordedEvent]:
+        """``_READ_STREAM``'s JSON rows as events, upcast."""
         upcast = self.upcast
         events = []
         for position, stream_type, version, event_type, schema, data, meta, key, at in rows or ():
@@ -462,7 +503,6 @@ class PostgresEventStore:
                     datetime.fromisoformat(at),
                 )
             )
-        record_event_store_latency("read_stream", time.perf_counter() - started)
         return events
 
     async def read_all(self, *, after_position: int, limit: int) -> list[RecordedEvent]:

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from adapters.api_keys import ApiKeyStore
 from adapters.audit import AuditLog
 from adapters.cqrs import CommandBus, QueryBus
-from adapters.crypto.fields import ERASED, SubjectKey
+from adapters.crypto.fields import ERASED, SubjectKey, erased_value
 from adapters.crypto.keys import (
     PostgresSubjectKeyStore,
     SubjectErased,
@@ -614,13 +614,18 @@ async def test_export_then_erase_over_http(world: World, api: Api) -> None:
 
 
 async def test_a_cold_write_in_another_process_reuses_what_its_read_proved(world: World) -> None:
-    """Another process (its own key store) reads a patient's stream: the key that opened it
+    """Another process (its own key store) reads a patient's stream: its keys come in the
+    same statement as its events (no key lookup of their own), the key that opened it
     is the subject's live key (no second lookup to seal the update) and the stream's link
     to the subject is known (no INSERT into the subject index); the update still lands."""
     clinic = await seeded_clinic(world)
     counted: list[str] = []
 
     class Counting(PostgresSubjectKeyStore):
+        async def get_keys(self, key_ids: Any) -> Any:
+            counted.append(f"key lookup {sorted(key_ids)}")
+            return await super().get_keys(key_ids)
+
         async def _live_key(self, clinic_id: str, subject: str) -> Any:
             counted.append("live-key lookup")
             return await super()._live_key(clinic_id, subject)
@@ -646,3 +651,23 @@ async def test_a_cold_write_in_another_process_reuses_what_its_read_proved(world
         assert updated.to_domain().changes == {"notes": "second process"}  # type: ignore[attr-defined]
     finally:
         await keys.close()
+
+
+async def test_a_stream_read_with_its_keys_trusts_the_table_over_a_cached_live_key(
+    world: World,
+) -> None:
+    """The keys read along with a stream are the table's: a key destroyed there is
+    not opened even while this process still caches it live (a missed notification)."""
+    clinic = await seeded_clinic(world)
+    stream = Patient.stream_id_for("p1")
+    [registered, *_] = await clinic.events(stream)  # opened: the key is cached live
+    assert registered.data["first_name"] == "Ioana"
+    await world.pool.execute(  # destroyed behind the cache's back: no NOTIFY
+        "UPDATE subject_keys SET wrapped_key = NULL, master_key_id = NULL, destroyed_at = now()"
+        " WHERE clinic_id = $1 AND subject_id = $2",
+        clinic.clinic_id,
+        "patient:p1",
+    )
+    [registered, *_] = await clinic.events(stream)
+    assert registered.data["first_name"] == erased_value(PatientRegistered, "first_name")
+    assert registered.data["phone"] == erased_value(PatientRegistered, "phone")
