@@ -8,6 +8,9 @@ a real error and is reported as one.
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import asyncpg
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -30,17 +33,50 @@ _TRANSIENT_PG: tuple[type[BaseException], ...] = (
 )
 
 
+_NOT_TRANSIENT_PG: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,  # a value the client cannot encode: bad input, retrying won't help
+    asyncpg.ClientConfigurationError,
+    asyncpg.UnsupportedClientFeatureError,
+)
+
+_NETWORK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNREFUSED",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "EPIPE",
+        "ETIMEDOUT",
+        "EHOSTUNREACH",
+        "EHOSTDOWN",
+        "ENETUNREACH",
+        "ENETDOWN",
+        "ENETRESET",
+        "EADDRNOTAVAIL",
+        "EAGAIN",
+    )
+    if hasattr(errno, name)
+)
+"""Socket errors of a peer or a network being away (not a missing file or a permission)."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) means "a dependency is away, retry"."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (*_TRANSIENT_PG, ConnectionError, TimeoutError)):
-            return True
-        if isinstance(current, RPCError) and current.status in _TRANSIENT_RPC:
-            return True
-        if isinstance(current, OSError) and not isinstance(current, FileNotFoundError):
+        if _is_outage(current):
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, _NOT_TRANSIENT_PG):
+        return False
+    if isinstance(exc, (*_TRANSIENT_PG, ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    if isinstance(exc, RPCError):
+        return exc.status in _TRANSIENT_RPC
+    return isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import asyncpg
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
@@ -19,6 +22,8 @@ from api.ai_models import CallError, CallResult, ExecuteResponse
         asyncpg.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg.InterfaceError("connection is closed"),
         ConnectionRefusedError(111, "Connection refused"),
+        OSError(errno.EHOSTUNREACH, "No route to host"),
+        socket.gaierror(-2, "Name or service not known"),
         TimeoutError(),
         RPCError("server unavailable", RPCStatusCode.UNAVAILABLE, b""),
     ],
@@ -46,6 +51,9 @@ def test_an_outage_wrapped_in_another_error_is_still_transient() -> None:
         asyncpg.UndefinedTableError("no such table"),
         RPCError("not found", RPCStatusCode.NOT_FOUND, b""),
         FileNotFoundError("missing"),
+        PermissionError(errno.EACCES, "Permission denied"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        asyncpg.DataError("invalid input for query argument $1: 'x' (an int is required)"),
     ],
 )
 def test_bugs_and_refusals_are_not_transient(exc: BaseException) -> None:
