@@ -21,6 +21,7 @@ from domain.functions.approval import needs_approval
         ("score_lead", "write", {"phone": "+40721234567"}, False),
         ("get_patient", "read", {}, False),
         ("schedule_appointment", "write", {}, False),
+        ("trigger_workflow", "write", {"workflow": "nurture-sequence"}, True),
     ],
 )
 def test_the_rule(function: str, side_effect: str, arguments: dict[str, object], held: bool):
