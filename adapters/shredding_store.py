@@ -345,7 +345,7 @@ class CryptoShreddingEventStore:
     ) -> list[RecordedEvent]:
         if keys:
             self._what_reads_prove(events, found, keys)
-        return [self._open_one(e, keys, sealed) for e, sealed in zip(events, found, strict=True)]
+        return [self.open_event(e, keys, sealed) for e, sealed in zip(events, found, strict=True)]
 
     def _what_reads_prove(
         self,
@@ -414,9 +414,11 @@ class CryptoShreddingEventStore:
         keys = await self.keys.get_keys(key_ids)
         return all(k in keys and not keys[k].destroyed for k in key_ids)
 
-    def _open_one(
-        self, e: RecordedEvent, keys: dict[str, SubjectKey], sealed: Mapping[str, Any]
+    def open_event(
+        self, e: RecordedEvent, keys: Mapping[str, SubjectKey], sealed: Mapping[str, Any]
     ) -> RecordedEvent:
+        """A stored event opened (or erased) and upcast; ``sealed`` and ``keys`` as for
+        :meth:`open_data`. The event itself when nothing changed."""
         data, version = self.open_data(
             e.event_type,
             e.schema_version,

@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from adapters.crypto.cache import TtlCache
-from adapters.crypto.fields import SubjectKey, new_key_material
+from adapters.crypto.fields import TAG, VERSION, SubjectKey, new_key_material
 from adapters.postgres.listener import InvalidationListener
 from domain.errors import NotFound
 
@@ -280,14 +280,14 @@ class InMemorySubjectKeyStore:
 
 _KEY_COLUMNS = "key_id, clinic_id, subject_id, wrapped_key, master_key_id"
 
-STREAM_KEYS_SQL = """(
+STREAM_KEYS_SQL = f"""(
     SELECT json_agg(json_build_array(k.key_id, k.clinic_id, k.subject_id,
                                      encode(k.wrapped_key, 'base64'), k.master_key_id))
       FROM subject_keys k
      WHERE k.key_id IN (SELECT f.value ->> 'kid'
                           FROM s, jsonb_each(s.data) AS f
                          WHERE jsonb_typeof(f.value) = 'object'
-                           AND f.value ->> '$enc' = 'v1'))"""
+                           AND f.value ->> '{TAG}' = '{VERSION}'))"""
 """The keys named by the sealed top-level values of the rows of ``s`` (events' ``data``),
 destroyed ones included, as one JSON array of ``[key_id, clinic_id, subject_id, wrapped
 key in base64 or null, master_key_id]``: for a statement that reads events to look up

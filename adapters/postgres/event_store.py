@@ -120,28 +120,21 @@ _APPEND_ONE_KEYED = (
 """One event on one stream, no read guards (most commands): migration 0081's single
 statement with plain parameters instead of mc_append_events' JSON batch."""
 
-_READ_STREAM = """
-SELECT json_agg(json_build_array(global_position, stream_type, version, event_type,
+_STREAM_JSON = """json_agg(json_build_array(global_position, stream_type, version, event_type,
                                  schema_version, data, metadata, idempotency_key, recorded_at)
-                ORDER BY version)
+                ORDER BY version)"""
+_READ_STREAM = f"""
+SELECT {_STREAM_JSON}
   FROM events
  WHERE clinic_id = $1 AND stream_id = $2 AND version > $3
 """
 """A stream as ONE JSON document: one decode per read instead of two per event."""
 
-_READ_STREAM_WITH = """
+_READ_STREAM_WITH = f"""
 WITH s AS MATERIALIZED (
-    SELECT global_position, stream_type, version, event_type, schema_version, data, metadata,
-           idempotency_key, recorded_at
-      FROM events
-     WHERE clinic_id = $1 AND stream_id = $2 AND version > $3
+    SELECT * FROM events WHERE clinic_id = $1 AND stream_id = $2 AND version > $3
 )
-SELECT (SELECT json_agg(json_build_array(global_position, stream_type, version, event_type,
-                                         schema_version, data, metadata, idempotency_key,
-                                         recorded_at)
-                        ORDER BY version)
-          FROM s) AS events,
-       {also} AS also
+SELECT (SELECT {_STREAM_JSON} FROM s) AS events, {{also}} AS also
 """
 """``_READ_STREAM`` and, in the same statement, one more value computed from the stream's
 rows (the CTE ``s``, columns as in ``events``)."""
@@ -954,34 +947,34 @@ class _GroupCommit:
     async def _drain(self) -> None:
         """Send batches until nothing is queued, on one connection while it stays sound
         (one pool acquire for a run of batches, not one per batch)."""
-        batch: list[_Entry] = []
         try:
             while self._queue:
                 try:
-                    held = self._pool.acquire()
-                    conn = await held.__aenter__()
-                except Exception as exc:  # no connection: every append queued fails
-                    for _, future, _ in self._queue:
-                        if not future.done():
-                            future.set_exception(exc)
-                    self._queue = []
+                    async with self._pool.acquire() as conn:
+                        await self._run_on(conn)
+                except Exception as exc:  # no connection (_run_on answers its own errors)
+                    self._fail_queued(exc)
                     return
-                try:
-                    while await self._more():
-                        batch = self._next_batch()
-                        sound = await self._write(conn, batch) if batch else True
-                        batch = []
-                        if not sound or conn.is_closed():
-                            conn.terminate()  # never back to the pool: a fresh one next
-                            break
-                finally:
-                    await held.__aexit__(None, None, None)
         except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
-            for _, future, _ in batch + self._queue:
-                if not future.done():
-                    future.set_exception(exc)
-            self._queue = []
+            self._fail_queued(exc)
             raise
+
+    async def _run_on(self, conn: PoolConnectionProxy) -> None:
+        """Batches on ``conn`` while appends keep coming and it stays sound."""
+        while await self._more():
+            batch = self._next_batch()
+            try:
+                sound = await self._write(conn, batch) if batch else True
+            except BaseException as exc:
+                _fail(batch, exc)
+                raise
+            if not sound or conn.is_closed():
+                conn.terminate()  # never back to the pool: a fresh one next
+                return
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        _fail(self._queue, exc)
+        self._queue = []
 
     async def _more(self) -> bool:
         """Whether appends are queued; when none is, the callers just answered (woken
@@ -1042,9 +1035,7 @@ class _GroupCommit:
                     rows.append(row)
                     sound = sound and alive
             except Exception as exc:  # the connection: the outcome is unknown to all
-                for _, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(batch, exc)
                 return False
             for (_, future, _), row in zip(batch, rows, strict=True):
                 if not future.done():
@@ -1090,13 +1081,24 @@ class _GroupCommit:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
+_SESSION_ENDED: tuple[type[asyncpg.PostgresError], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.AdminShutdownError,  # an administrator's terminate, a fast shutdown
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def _fail(entries: list[_Entry], exc: BaseException) -> None:
+    for _, future, _ in entries:
+        if not future.done():
+            future.set_exception(exc)
+
+
 def _connection_lost(exc: BaseException) -> bool:
     """Whether an error leaves the connection unusable: anything but an error the
-    server reported for the statement, or the server ending the session (class 57,
-    e.g. an administrator's terminate or a shutdown) or the connection (class 08)."""
-    if not isinstance(exc, asyncpg.PostgresError):
-        return True
-    return str(exc.sqlstate or "")[:2] in ("08", "57")
+    server reported for the statement, or the server ending the session."""
+    return not isinstance(exc, asyncpg.PostgresError) or isinstance(exc, _SESSION_ENDED)
 
 
 def _unkeyed_row(row: asyncpg.Record | None) -> dict[str, Any]:

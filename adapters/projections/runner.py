@@ -175,16 +175,7 @@ def _shredding_reader(store: CryptoShreddingEventStore) -> EventReader:
         keys = await store.keys_for(found)
         out: list[ProjectedEvent] = []
         for e, sealed in zip(raw, found, strict=True):
-            data, _ = store.open_data(
-                e.event_type,
-                e.schema_version,
-                e.data,
-                sealed,
-                keys,
-                clinic_id=e.clinic_id,
-                stream_id=e.stream_id,
-            )
-            out.append(_projected(e, data, _one(sealed)))
+            out.append(_projected(e, store.open_event(e, keys, sealed).data, _one(sealed)))
         return out
 
     return read

@@ -4,8 +4,9 @@ Outbound (send_whatsapp) and destructive (cancel_appointment) steps always do; s
 changes to a patient's record (update_patient), a consent withdrawal (record_consent
 with status ``withdrawn``), which cannot be taken back by the next step, and starting a
 catalogue workflow (trigger_workflow): each of them (nurture sequence, patient journey,
-lead scoring's hand-over, booking agent) goes on to message the patient over days. A consent whose status is not known yet (a reference to an earlier step's
-result) is treated as a withdrawal: when in doubt, a person decides.
+lead scoring's hand-over, booking agent) goes on to message the patient over days. A
+consent whose status is not known yet (a reference to an earlier step's result) is
+treated as a withdrawal: when in doubt, a person decides.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from adapters.cqrs import CommandBus, QueryBus
 from adapters.crypto.keys import PostgresSubjectKeyStore
 from adapters.postgres.event_store import PostgresEventStore
-from adapters.projections import PROJECTION_NAMES, PersonalData
+from adapters.projections import PersonalData
 from adapters.projections.runner import run_projector
 from adapters.pseudonym import HmacPseudonymizer
 from adapters.temporal.gateway import TemporalWorkflowGateway
@@ -37,6 +37,7 @@ from domain.functions import REGISTRY
 from domain.messaging import TEMPLATES
 from tests.e2e.ai_support import app_with, serve
 from tests.fakes import Fake360Dialog
+from tests.fixtures.stack import projections_caught_up
 from tests.fixtures.temporal import next_weekday, settings_for_test
 from workflows.worker import WorkerResources, build_workers, running
 
@@ -102,16 +103,13 @@ async def stack(
     keys = PostgresSubjectKeyStore.from_secret(pg_pool, settings.secret_key)
     queries = QueryBus(pg_pool, pseudonymizer=pseudonymizer, keys=keys)
     workflows = TemporalWorkflowGateway(temporal_env.client, settings, registry=REGISTRY)
-    seeded = await _seed(commands)
+    await _seed(commands)
     stop = asyncio.Event()
     personal = PersonalData(pseudonymizer, keys)
     projector = asyncio.create_task(
         run_projector(pg_pool, stop, personal=personal, poll_interval=0.05)
     )
-    # Every test may read the seed at once (also one run alone): the read models first.
-    async with asyncio.timeout(30):
-        while min((await queries.positions(PROJECTION_NAMES)).values()) < seeded:  # noqa: ASYNC110 - polling checkpoints
-            await asyncio.sleep(0.02)
+    await projections_caught_up(pg_pool)  # every test may read the seed at once
     counts = {name: len(t.params) for name, t in TEMPLATES.items()}
     with Fake360Dialog(templates=counts) as fake:
         async with WhatsAppClient(fake.api_key, base_url=fake.url + "/v1") as whatsapp:
@@ -145,17 +143,13 @@ async def stack(
         await projector
 
 
-async def _seed(commands: CommandBus) -> int:
-    """The clinic, a doctor and two patients; the global position of the last event."""
+async def _seed(commands: CommandBus) -> None:
     await commands.execute(ConfigureClinic(name="Clinica E2E", location="Str. Lunii 3"), ADMIN)
     await commands.execute(AddDoctor(doctor_id="doc-1", name="Dr. Ionescu"), ADMIN)
-    last = 0
     for patient_id, phone in (("pat-1", PHONE), ("pat-2", "+40722000111")):
-        result = await commands.execute(
+        await commands.execute(
             RegisterPatient(patient_id=patient_id, first_name="Ana", phone=phone), ADMIN
         )
-        last = max(last, result.position)
-    return last
 
 
 def consent(patient_id: str, phone: str, consent_type: str) -> dict[str, Any]:
