@@ -324,3 +324,21 @@ async def test_the_group_survives_losing_its_connection(pg_dsn: str) -> None:
         await store.aclose()
         await pool.close()
         await admin.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        (asyncpg.UniqueViolationError("duplicate key"), False),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), False),
+        (asyncpg.AdminShutdownError("terminating connection due to administrator command"), True),
+        (asyncpg.ConnectionDoesNotExistError("connection was closed"), True),
+        (asyncpg.InternalClientError("cannot switch to state 12"), True),
+        (OSError("broken pipe"), True),
+    ],
+)
+async def test_which_errors_cost_the_group_its_connection(error: BaseException, lost: bool) -> None:
+    """A statement's own error (a race, a timeout) leaves the connection usable."""
+    from adapters.postgres.event_store import _connection_lost
+
+    assert _connection_lost(error) is lost
